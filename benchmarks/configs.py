@@ -1,0 +1,56 @@
+"""The benchmark configurations and their synthetic training data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Config:
+    """One network + training setting that every implementation is timed on."""
+
+    name: str
+    sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    cost: str
+    batch_size: int
+    dtype: str
+    lr: float
+    n_samples: int = 10_000
+
+    def data(self, n_samples: int | None = None, seed: int = 0):
+        """``(X, Y)``: X uniform in [0, 1], Y one-hot, both of the config's dtype.
+
+        The labels are the argmax of a fixed random linear map of X, so the
+        task is learnable; only its size matters for timing.
+        """
+        n = self.n_samples if n_samples is None else n_samples
+        rng = np.random.default_rng(seed)
+        X = rng.random((n, self.sizes[0]))
+        labels = np.argmax((X - 0.5) @ rng.standard_normal((self.sizes[0], self.sizes[-1])),
+                           axis=1)
+        Y = np.zeros((n, self.sizes[-1]))
+        Y[np.arange(n), labels] = 1
+        return X.astype(self.dtype), Y.astype(self.dtype)
+
+
+CONFIGS = (
+    # Nielsen's network.py setting: small, so per-mini-batch overhead dominates.
+    Config("N1-f64", (784, 30, 10), ("sigmoid", "sigmoid"), "quadratic", 10, "float64", 3.0),
+    Config("N1-f32", (784, 30, 10), ("sigmoid", "sigmoid"), "quadratic", 10, "float32", 3.0),
+    # A wider modern MLP: GEMM-bound.
+    Config("M-f32", (784, 256, 128, 10), ("relu", "relu", "softmax"), "log_likelihood", 64,
+           "float32", 0.1),
+)
+
+
+def get_configs(names=None):
+    """The configs called ``names`` (all if None), in the order given."""
+    if names is None:
+        return list(CONFIGS)
+    by_name = {c.name: c for c in CONFIGS}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown configs {unknown}; choose from {list(by_name)}")
+    return [by_name[n] for n in names]

@@ -1,0 +1,109 @@
+"""Training throughput of bpcore and its peers (pytest-benchmark).
+
+Each benchmark times one epoch per round (3 rounds after 1 warm-up round; the
+network keeps training from round to round) and records the throughput in
+``extra_info["samples_per_s"]``, from the median round.  Nothing is asserted
+about speed.  ``test_peers_train_like_bpcore`` checks that the peers do the
+same arithmetic as bpcore, so that the timings compare like with like.
+"""
+import contextlib
+
+import numpy as np
+import pytest
+
+import bpcore
+from bpcore.reference import Network as RefNetwork
+from configs import CONFIGS
+from numpy_batched import NumpyBatchedNet
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
+THREADS = (1, 2)
+#: BLAS threads for the NumPy peer: None leaves the BLAS default (no threadpoolctl).
+BLAS_THREADS = THREADS if threadpool_limits else (None,)
+#: The pure-Python reference trains on this many samples only: it is slow.
+REFERENCE_SAMPLES = 1_000
+
+by_name = pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+
+
+def blas_threads(n):
+    """A context that limits BLAS to ``n`` threads (``None``: leave it alone)."""
+    if n is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def measure(benchmark, config, implementation, threads, n_samples, train_epoch):
+    """Time ``train_epoch`` and record samples/s."""
+    benchmark.group = config.name
+    benchmark.extra_info.update(implementation=implementation, threads=threads,
+                                n_samples=n_samples)
+    benchmark.pedantic(train_epoch, rounds=3, iterations=1, warmup_rounds=1)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["samples_per_s"] = n_samples / benchmark.stats.stats.median
+
+
+def fit_epoch(net, config, X, Y):
+    """A closure that trains ``net`` (bpcore or its reference) for one epoch."""
+    return lambda: net.fit(X, Y, epochs=1, batch_size=config.batch_size, lr=config.lr,
+                           shuffle=False)
+
+
+@by_name
+@pytest.mark.parametrize("threads", THREADS)
+def test_bpcore(benchmark, config, threads):
+    X, Y = config.data()
+    net = bpcore.Network(config.sizes, config.activations, config.cost, config.dtype,
+                         seed=0, num_threads=threads)
+    measure(benchmark, config, "bpcore", threads, len(X), fit_epoch(net, config, X, Y))
+
+
+@by_name
+@pytest.mark.parametrize("threads", BLAS_THREADS)
+def test_numpy_batched(benchmark, config, threads):
+    X, Y = config.data()
+    net = NumpyBatchedNet(config.sizes, config.activations, config.cost, config.dtype, seed=0)
+    with blas_threads(threads):
+        measure(benchmark, config, "numpy-batched", threads, len(X),
+                lambda: net.train_epoch(X, Y, config.batch_size, config.lr))
+
+
+@by_name
+@pytest.mark.parametrize("threads", THREADS)
+def test_torch_eager(benchmark, config, threads):
+    pytest.importorskip("torch")
+    from torch_eager import TorchEagerNet
+
+    X, Y = config.data()
+    net = TorchEagerNet(config.sizes, config.activations, config.cost, config.dtype, seed=0,
+                        num_threads=threads)
+    measure(benchmark, config, "torch-eager", threads, len(X),
+            lambda: net.train_epoch(X, Y, config.batch_size, config.lr))
+
+
+@by_name
+def test_reference(benchmark, config):
+    X, Y = config.data(REFERENCE_SAMPLES)
+    net = RefNetwork(config.sizes, config.activations, config.cost, config.dtype, seed=0)
+    threads = 1 if threadpool_limits else None
+    with blas_threads(threads):
+        measure(benchmark, config, "reference", threads, len(X), fit_epoch(net, config, X, Y))
+
+
+@by_name
+def test_peers_train_like_bpcore(config):
+    """From bpcore's initial parameters, one epoch of each peer lands where bpcore does."""
+    X, Y = config.data(200)
+    net = bpcore.Network(config.sizes, config.activations, config.cost, config.dtype, seed=0)
+    peer = NumpyBatchedNet(config.sizes, config.activations, config.cost, config.dtype)
+    peer.weights = [w.copy() for w in net.weights]
+    peer.biases = [b.copy() for b in net.biases]
+    net.fit(X, Y, epochs=1, batch_size=config.batch_size, lr=config.lr, shuffle=False)
+    peer.train_epoch(X, Y, config.batch_size, config.lr)
+    atol = 1e-10 if config.dtype == "float64" else 1e-4
+    for got, want in zip(peer.weights + peer.biases, net.weights + net.biases):
+        np.testing.assert_allclose(got, want, rtol=0, atol=atol)

@@ -1,0 +1,1 @@
+# Marks bpcore/ as a Cython package so the kernels can cimport bpcore._math.

@@ -1,0 +1,182 @@
+# cython: language_level=3
+"""Per-example math of backpropagation: activations, costs, output errors.
+
+Everything here works on one example's contiguous vectors (a layer's z, a, delta)
+and is ``noexcept nogil``; the kernels in ``_kernels.pyx`` call it from inside
+their OpenMP regions.  ``real`` is float or double; each function is compiled
+once per type.  Names of the codes match ``python/_config.py``.
+"""
+from libc.math cimport exp, expf, tanh, tanhf, log, logf, log1p, fabs
+
+ctypedef fused real:
+    float
+    double
+
+cdef enum Activation:
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    SOFTMAX = 5
+
+cdef enum Cost:
+    QUADRATIC = 0
+    SQUARED_ERROR = 1
+    CROSS_ENTROPY = 2
+    LOG_LIKELIHOOD = 3
+
+# Slope of leaky_relu for z <= 0; python/_config.py LEAKY_SLOPE holds the same value.
+cdef extern from *:
+    """
+    #define BP_LEAKY_SLOPE 0.01
+    """
+    const double LEAKY_SLOPE "BP_LEAKY_SLOPE"
+
+
+cdef inline real exp_(real x) noexcept nogil:
+    if real is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline real dot(const real* x, const real* y, Py_ssize_t n) noexcept nogil:
+    """sum_k x[k] y[k], eight partial sums combined in a fixed order.
+
+    The order is fixed by the source, not by the vector width the compiler
+    picks, so a result never depends on the thread that computed it.
+    """
+    cdef real s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
+    cdef Py_ssize_t k = 0
+    while k + 8 <= n:
+        s0 += x[k] * y[k]
+        s1 += x[k + 1] * y[k + 1]
+        s2 += x[k + 2] * y[k + 2]
+        s3 += x[k + 3] * y[k + 3]
+        s4 += x[k + 4] * y[k + 4]
+        s5 += x[k + 5] * y[k + 5]
+        s6 += x[k + 6] * y[k + 6]
+        s7 += x[k + 7] * y[k + 7]
+        k += 8
+    s0 = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while k < n:
+        s0 += x[k] * y[k]
+        k += 1
+    return s0
+
+
+cdef inline void axpy(real alpha, const real* x, real* y, Py_ssize_t n) noexcept nogil:
+    """y += alpha x."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        y[k] += alpha * x[k]
+
+
+cdef inline void activate(int act, const real* z, real* a, Py_ssize_t n) noexcept nogil:
+    """a = sigma(z) for one layer of one example (softmax normalises the whole layer)."""
+    cdef Py_ssize_t j
+    cdef real e, m, total
+    if act == SIGMOID:
+        for j in range(n):
+            # split at 0 so exp never overflows: 1/(1+e^-z) = e^z/(1+e^z)
+            if z[j] >= 0:
+                a[j] = 1 / (1 + exp_(-z[j]))
+            else:
+                e = exp_(z[j])
+                a[j] = e / (1 + e)
+    elif act == TANH:
+        for j in range(n):
+            if real is float:
+                a[j] = tanhf(z[j])
+            else:
+                a[j] = tanh(z[j])
+    elif act == RELU:
+        for j in range(n):
+            a[j] = z[j] if z[j] > 0 else 0
+    elif act == LEAKY_RELU:
+        for j in range(n):
+            a[j] = z[j] if z[j] > 0 else <real>LEAKY_SLOPE * z[j]
+    elif act == SOFTMAX:
+        # a_j = e^(z_j - max z) / sum_k e^(z_k - max z)
+        m = z[0]
+        for j in range(1, n):
+            if z[j] > m:
+                m = z[j]
+        total = 0
+        for j in range(n):
+            a[j] = exp_(z[j] - m)
+            total += a[j]
+        for j in range(n):
+            a[j] /= total
+    else:  # IDENTITY
+        for j in range(n):
+            a[j] = z[j]
+
+
+cdef inline void times_derivative(int act, const real* z, const real* a, real* d,
+                                  Py_ssize_t n) noexcept nogil:
+    """d *= sigma'(z), with sigma' written through a = sigma(z) where that is exact."""
+    cdef Py_ssize_t j
+    if act == SIGMOID:
+        for j in range(n):
+            d[j] *= a[j] * (1 - a[j])
+    elif act == TANH:
+        for j in range(n):
+            d[j] *= 1 - a[j] * a[j]
+    elif act == RELU:
+        for j in range(n):
+            if not z[j] > 0:
+                d[j] = 0
+    elif act == LEAKY_RELU:
+        for j in range(n):
+            if not z[j] > 0:
+                d[j] *= <real>LEAKY_SLOPE
+    # IDENTITY: sigma' = 1; SOFTMAX only appears in the fused output error.
+
+
+cdef inline void output_delta(int cost, int act, const real* z, const real* a, const real* y,
+                              real* d, Py_ssize_t n) noexcept nogil:
+    """delta^L = dC_x/da^L (.) sigma'(z^L), or its fused form a - y."""
+    cdef Py_ssize_t j
+    if cost == SQUARED_ERROR:
+        for j in range(n):
+            d[j] = 2 * (a[j] - y[j])
+    else:
+        for j in range(n):
+            d[j] = a[j] - y[j]
+    if cost == QUADRATIC or cost == SQUARED_ERROR:
+        times_derivative(act, z, a, d, n)
+    # CROSS_ENTROPY (sigmoid) and LOG_LIKELIHOOD (softmax): sigma' cancels, delta^L = a - y.
+
+
+cdef inline double example_cost(int cost, const real* z, const real* a, const real* y,
+                                Py_ssize_t n) noexcept nogil:
+    """C_x, the cost of one example, accumulated in double."""
+    cdef Py_ssize_t j
+    cdef double c = 0, diff, zj, m, lse
+    if cost == QUADRATIC or cost == SQUARED_ERROR:
+        for j in range(n):
+            diff = <double>a[j] - <double>y[j]
+            c += diff * diff
+        return 0.5 * c if cost == QUADRATIC else c
+    if cost == CROSS_ENTROPY:
+        # -y ln a - (1-y) ln(1-a) with a = sigmoid(z), written in z so it stays
+        # finite when a rounds to 0 or 1: max(z, 0) - z y + ln(1 + e^-|z|)
+        for j in range(n):
+            zj = z[j]
+            c += (zj if zj > 0 else 0) - zj * y[j] + log1p(exp(-fabs(zj)))
+        return c
+    # LOG_LIKELIHOOD: -sum_j y_j ln a_j with ln a_j = z_j - logsumexp(z)
+    m = z[0]
+    for j in range(1, n):
+        if z[j] > m:
+            m = z[j]
+    lse = 0
+    for j in range(n):
+        lse += exp(<double>z[j] - m)
+    lse = m + log(lse)
+    for j in range(n):
+        if y[j] != 0:
+            c += y[j] * (lse - z[j])
+    return c

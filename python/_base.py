@@ -1,0 +1,242 @@
+"""What the compiled and the reference networks share: arguments, the fit loop, evaluation.
+
+A subclass supplies the math, in four methods:
+
+* ``_forward(X) -> a^L`` for every row of X;
+* ``_example_costs(X, Y) -> C_x`` for every row;
+* ``_gradient(X, Y) -> (nabla_b, nabla_w)`` of the mean cost over the rows;
+* ``_train_epoch(X, Y, order, batch_size, lr, decay, momentum) -> C_x`` in
+  visiting order, after one epoch of SGD steps in place;
+
+and the arrays that make up its trainable state (``_state_arrays``), which
+``fit`` snapshots to undo an epoch that diverged.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._config import Architecture, init_parameters, make_architecture, make_rngs
+from ._validation import as_inputs, as_labels, as_targets, check_fit_args, epoch_order
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or infinite parameters (usually: the learning rate is too large)."""
+
+
+@dataclass
+class History:
+    """Per-epoch record of a ``fit``: one entry per epoch in each list.
+
+    ``train_cost`` is the mean cost of the training examples as they were met
+    during the epoch (each computed just before its mini-batch's step), the
+    running figure other libraries report; it excludes the L2 term.
+    ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
+    without ``validation_data``.
+    """
+
+    train_cost: list[float] = field(default_factory=list)
+    val_cost: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_cost)
+
+
+class BaseNetwork:
+    """Constructor, argument checks and the training loop; the math is in subclasses."""
+
+    _arch: Architecture
+
+    def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
+                 init="scaled_gaussian", seed=None):
+        self._arch = make_architecture(sizes, activations, cost, dtype)
+        init_rng, self._shuffle_rng = make_rngs(seed)
+        self.init = init
+        biases, weights = init_parameters(self._arch, init, init_rng)
+        self._allocate(biases, weights)
+
+    # -- description -------------------------------------------------------------
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """n_0, ..., n_L."""
+        return self._arch.sizes
+
+    @property
+    def activations(self) -> tuple[str, ...]:
+        """Activation of layers 1..L."""
+        return self._arch.activations
+
+    @property
+    def cost_name(self) -> str:
+        """Name of the cost function (see :meth:`cost` for its value)."""
+        return self._arch.cost
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._arch.dtype
+
+    @property
+    def n_layers(self) -> int:
+        """L, the number of weight layers."""
+        return self._arch.n_layers
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__module__}.{type(self).__name__}(sizes={list(self.sizes)}, "
+                f"activations={list(self.activations)}, cost={self.cost_name!r}, "
+                f"dtype={self.dtype.name!r})")
+
+    # -- inference ---------------------------------------------------------------
+    def feedforward(self, X):
+        """a^L for each row of X (a 1-D X is one example and gives a 1-D result)."""
+        X, single = as_inputs(X, self._arch)
+        out = self._forward(X)
+        return out[0] if single else out
+
+    predict = feedforward
+
+    def cost(self, X, Y) -> float:
+        """C = mean over the rows x of X of C_x (see the ``cost`` names in the README).
+
+        ``quadratic``: C_x = 1/2 ||a - y||^2; ``squared_error``: C_x = ||a - y||^2;
+        ``cross_entropy``: C_x = -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)];
+        ``log_likelihood``: C_x = -sum_j y_j ln a_j (= -ln a_y for a one-hot y).
+        Y is (n, n_L) targets or integer labels.  No L2 term is included.
+        """
+        X, Y = self._inputs_and_targets(X, Y)
+        return float(np.mean(self._example_costs(X, Y)))
+
+    def evaluate(self, X, labels) -> float:
+        """Fraction of rows whose predicted class equals the label.
+
+        The predicted class is the argmax of a^L, or ``a^L >= 0.5`` for a single output.
+        """
+        X, _ = as_inputs(X, self._arch)
+        labels = as_labels(labels, X.shape[0], self.sizes[-1])
+        return float(np.mean(self._classify(self._forward(X)) == labels))
+
+    def _classify(self, out: np.ndarray) -> np.ndarray:
+        if out.shape[1] == 1:
+            return (out[:, 0] >= 0.5).astype(np.intp)
+        return np.argmax(out, axis=1)
+
+    # -- learning ----------------------------------------------------------------
+    def backprop(self, X, Y):
+        """Gradient of the mean cost over the rows of X: ``(nabla_b, nabla_w)``.
+
+        Lists with one array per layer l = 1..L, shaped like ``biases`` and
+        ``weights``: nabla_b[l-1][j] = dC/db^l_j, nabla_w[l-1][j, k] = dC/dw^l_jk.
+        """
+        X, Y = self._inputs_and_targets(X, Y)
+        return self._gradient(X, Y)
+
+    def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
+            seed=None, validation_data=None, verbose=False) -> History:
+        """Train by mini-batch stochastic gradient descent; return the per-epoch history.
+
+        Each epoch visits the examples in a new random order (``shuffle``) in
+        mini-batches of ``batch_size`` (the last one may be smaller) and after
+        each mini-batch of m examples steps every weight and bias:
+
+            v <- momentum * v - lr * (dC/dw + (l2 / n) * w);   w <- w + v
+
+        where C is the mean cost over the mini-batch and n = len(X) (the L2
+        term, network2.py's, applies to weights, not biases).  With
+        ``momentum=0`` this is w <- (1 - lr l2 / n) w - lr dC/dw.  Velocities
+        start at zero in every call.
+
+        Y is (n, n_L) targets or 1-D integer class labels (one-hot encoded).
+        ``validation_data`` is ``(X_val, Y_val)`` of the same kinds.  ``seed``
+        fixes the shuffling; without it the network's own generator (from the
+        constructor's ``seed``) is used.  If the parameters become NaN or
+        infinite, the network is restored to its state before that epoch and
+        :class:`DivergenceError` is raised.
+        """
+        epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
+                                                              momentum)
+        X, Y = self._inputs_and_targets(X, Y)
+        validation = self._validation_set(validation_data)
+        rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
+        n = X.shape[0]
+        self._reset_velocity()
+        history = History()
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            order = epoch_order(rng, n, shuffle)
+            before = [a.copy() for a in self._state_arrays()]
+            costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
+            if not all(np.isfinite(a).all() for a in self._state_arrays()):
+                for array, saved in zip(self._state_arrays(), before):
+                    array[...] = saved
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch}: the parameters became NaN or "
+                    f"infinite with lr={lr}; the network was restored to its state before "
+                    f"epoch {epoch} (try a smaller lr)")
+            history.train_cost.append(float(np.mean(costs)))
+            if validation is not None:
+                Xv, Yv, labels = validation
+                history.val_cost.append(float(np.mean(self._example_costs(Xv, Yv))))
+                history.val_accuracy.append(
+                    float(np.mean(self._classify(self._forward(Xv)) == labels)))
+            history.seconds.append(time.perf_counter() - start)
+            if verbose:
+                print(self._epoch_line(history, epoch, epochs, n), flush=True)
+        return history
+
+    @staticmethod
+    def _epoch_line(history: History, epoch: int, epochs: int, n: int) -> str:
+        line = f"epoch {epoch}/{epochs}: train cost {history.train_cost[-1]:.4f}"
+        if history.val_cost:
+            line += (f", validation cost {history.val_cost[-1]:.4f}, "
+                     f"accuracy {history.val_accuracy[-1]:.4f}")
+        seconds = history.seconds[-1]
+        return line + f" ({seconds:.2f} s, {n / max(seconds, 1e-9):,.0f} examples/s)"
+
+    # -- argument handling ---------------------------------------------------------
+    def _inputs_and_targets(self, X, Y, names=("X", "Y")):
+        X, single = as_inputs(X, self._arch, names[0])
+        if single:
+            Y = np.asarray(Y)
+            Y = Y.reshape(1, -1) if Y.ndim == 1 and Y.dtype.kind == "f" else Y.reshape(-1)
+        return X, as_targets(Y, X.shape[0], self._arch, names[1])
+
+    def _validation_set(self, validation_data):
+        """(X, targets, labels) from validation_data, or None."""
+        if validation_data is None:
+            return None
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a pair (X_val, Y_val), got "
+                            f"{type(validation_data).__name__}")
+        X, Y = self._inputs_and_targets(*validation_data, names=("validation_data[0]",
+                                                                 "validation_data[1]"))
+        if Y.shape[1] == 1:
+            labels = (Y[:, 0] >= 0.5).astype(np.intp)
+        else:
+            labels = np.argmax(Y, axis=1)
+        return X, Y, labels
+
+    # -- to be supplied by subclasses ------------------------------------------------
+    def _allocate(self, biases: list, weights: list) -> None:
+        raise NotImplementedError
+
+    def _state_arrays(self) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _reset_velocity(self) -> None:
+        raise NotImplementedError
+
+    def _forward(self, X):
+        raise NotImplementedError
+
+    def _example_costs(self, X, Y):
+        raise NotImplementedError
+
+    def _gradient(self, X, Y):
+        raise NotImplementedError
+
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
+        raise NotImplementedError

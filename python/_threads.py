@@ -1,0 +1,69 @@
+"""How many threads the kernels use, and what the build can do.
+
+The default is ``OMP_NUM_THREADS`` when set, else every core this process may
+run on; :func:`set_num_threads` changes it for every network that was not given
+its own ``num_threads``.
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from . import _kernels
+from ._validation import check_int
+
+_num_threads: int | None = None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _default_num_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    return _cores()
+
+
+def get_num_threads() -> int:
+    """Threads used by networks created without ``num_threads``."""
+    return _num_threads if _num_threads is not None else _default_num_threads()
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the default thread count (``None`` restores OMP_NUM_THREADS / all cores)."""
+    global _num_threads
+    _num_threads = None if n is None else check_int("n", n, 1)
+
+
+def check_num_threads(n) -> int | None:
+    """A per-network ``num_threads`` argument: None (follow the default) or an int >= 1."""
+    return None if n is None else check_int("num_threads", n, 1)
+
+
+def build_info() -> dict:
+    """How bpcore was built and how it runs here.
+
+    Keys: ``version``, ``openmp`` (bool), ``openmp_version`` (the ``_OPENMP``
+    date, 0 without OpenMP), ``openmp_reason`` (what the build's probe found),
+    ``compile_args``, ``compiler``, ``num_threads`` (the default in use),
+    ``cores``, ``numpy``, ``python``, ``machine``.
+    """
+    from . import __version__
+
+    info = {"version": __version__}
+    info.update(_kernels.compiled_info())
+    info.update(
+        num_threads=get_num_threads() if info["openmp"] else 1,
+        cores=_cores(),
+        numpy=np.__version__,
+        python=platform.python_version(),
+        machine=platform.machine(),
+    )
+    return info

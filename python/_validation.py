@@ -1,0 +1,173 @@
+"""Checks and conversions of user data and training arguments.
+
+Every public entry point of :class:`bpcore.Network` and of the reference goes
+through these, so that both reject the same inputs with the same messages:
+``TypeError`` for a wrong kind of thing, ``ValueError`` for a wrong value, each
+naming the argument, what was expected and what was received.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ._config import Architecture
+
+
+def _check_real_dtype(name: str, arr: np.ndarray) -> None:
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
+    if kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+
+
+def _as_array(name: str, value) -> np.ndarray:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    _check_real_dtype(name, arr)
+    return arr
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+
+
+def as_inputs(X, arch: Architecture, name: str = "X") -> tuple[np.ndarray, bool]:
+    """X as a C-contiguous (n, n_0) array of the network's dtype.
+
+    A 1-D array of length n_0 is taken as one example; the flag returned says
+    so, for callers that give back a 1-D result.
+    """
+    arr = _as_array(name, X)
+    n_in = arch.sizes[0]
+    single = arr.ndim == 1
+    if single:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_examples, {n_in}) (or 1-D for one example), "
+            f"got {arr.ndim}-D shape {arr.shape}")
+    if arr.shape[1] != n_in:
+        raise ValueError(
+            f"{name} must have {n_in} columns (sizes[0]), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=arch.dtype)
+    _check_finite(name, arr if arr.dtype.kind == "f" else out)
+    _check_finite(name, out)  # float64 -> float32 can overflow to inf
+    return out, single
+
+
+def one_hot(labels: np.ndarray, n_classes: int, dtype) -> np.ndarray:
+    """Rows e_{label}: the (n, n_classes) one-hot encoding of integer labels."""
+    out = np.zeros((labels.shape[0], n_classes), dtype=dtype)
+    out[np.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+def as_labels(labels, n: int, n_classes: int, name: str = "labels") -> np.ndarray:
+    """Integer class labels of length n, each in [0, n_classes)."""
+    arr = _as_array(name, labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D integer class labels, got {arr.ndim}-D shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and arr.size and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"{name} must be integer class labels, got dtype {arr.dtype}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} must have one entry per example ({n}), got {arr.shape[0]}")
+    upper = max(n_classes, 2)  # a single sigmoid output classifies into {0, 1}
+    if arr.size and (arr.min() < 0 or arr.max() >= upper):
+        raise ValueError(
+            f"{name} must lie in [0, {upper - 1}] for an output layer of {n_classes} neuron(s), "
+            f"got values in [{arr.min()}, {arr.max()}]")
+    return arr.astype(np.intp, copy=False)
+
+
+def as_targets(Y, n: int, arch: Architecture, name: str = "Y") -> np.ndarray:
+    """Targets as a C-contiguous (n, n_L) array of the network's dtype.
+
+    Y may be (n, n_L) targets or 1-D integer class labels, which are one-hot
+    encoded.  Targets are checked against what the cost can take: in [0, 1] for
+    ``cross_entropy``, rows that are probability vectors for ``log_likelihood``.
+    """
+    arr = _as_array(name, Y)
+    n_out = arch.sizes[-1]
+    if arr.ndim == 1:
+        if arr.dtype.kind not in "iu":
+            raise TypeError(
+                f"1-D {name} must be integer class labels, got dtype {arr.dtype}; "
+                f"pass targets of shape ({n}, {n_out}) instead")
+        if n_out < 2:
+            raise ValueError(
+                f"class labels need an output layer of at least 2 neurons to one-hot encode, "
+                f"got sizes[-1] = {n_out}; pass {name} with shape ({n}, 1)")
+        labels = as_labels(arr, n, n_out, name)
+        return one_hot(labels, n_out, arch.dtype)
+    if arr.ndim != 2 or arr.shape[1] != n_out:
+        raise ValueError(
+            f"{name} must have shape ({n}, {n_out}) or be {n} integer labels, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} must have one row per example of X ({n}), got {arr.shape[0]}")
+    out = np.ascontiguousarray(arr, dtype=arch.dtype)
+    _check_finite(name, out)
+    if arch.cost == "cross_entropy" and ((out < 0).any() or (out > 1).any()):
+        raise ValueError(f"{name} must lie in [0, 1] for cost 'cross_entropy'")
+    if arch.cost == "log_likelihood":
+        # delta^L = a - y needs sum_j y_j = 1; sqrt(eps) is the precision the
+        # arithmetic itself preserves in that sum.
+        tol = math.sqrt(np.finfo(arch.dtype).eps)
+        if (out < 0).any() or (np.abs(out.sum(axis=1) - 1) > tol).any():
+            raise ValueError(
+                f"rows of {name} must be probability vectors (>= 0, summing to 1) for cost "
+                "'log_likelihood'; pass integer labels to have them one-hot encoded")
+    return out
+
+
+def check_real(name: str, value, *, minimum: float | None = None,
+               below: float | None = None) -> float:
+    """A finite real scalar, optionally with minimum <= value < below."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if below is not None and value >= below:
+        raise ValueError(f"{name} must be < {below}, got {value}")
+    return value
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    """An integer >= minimum (bools are refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_fit_args(epochs, batch_size, lr, l2, momentum) -> tuple[int, int, float, float, float]:
+    """The scalar arguments of ``fit``, checked."""
+    return (check_int("epochs", epochs, 0),
+            check_int("batch_size", batch_size, 1),
+            check_real("lr", lr, minimum=0.0),
+            check_real("l2", l2, minimum=0.0),
+            check_real("momentum", momentum, minimum=0.0, below=1.0))
+
+
+def epoch_order(rng: np.random.Generator, n: int, shuffle: bool) -> np.ndarray:
+    """The order in which one epoch visits the n training examples."""
+    return rng.permutation(n).astype(np.intp) if shuffle else np.arange(n, dtype=np.intp)

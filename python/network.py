@@ -1,0 +1,274 @@
+"""The compiled network: the Python face of the Cython kernels.
+
+All parameters live in one flat buffer in the layout of ``bpcore/_kernels.pyx``
+(W^1, b^1, W^2, b^2, ...); ``weights`` and ``biases`` are views into it, so
+writing to them changes the network.  Each public method checks its
+arguments, allocates what the kernels need, and makes one call that runs
+without the GIL: one call per epoch in ``fit``, never one per mini-batch.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import _kernels
+from ._base import BaseNetwork, DivergenceError, History
+from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
+from ._threads import check_num_threads, get_num_threads
+
+#: Version of the ``save`` file format; ``load`` reads this version and older.
+FORMAT_VERSION = 1
+
+
+class Network(BaseNetwork):
+    """A fully-connected network trained by backpropagation and mini-batch SGD.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Neurons per layer, inputs first: ``[784, 30, 10]`` is Nielsen's network.
+    activations : str or sequence of str
+        One name for every layer, or one per layer (``len(sizes) - 1``):
+        ``sigmoid``, ``tanh``, ``relu``, ``leaky_relu`` (slope 0.01),
+        ``identity``, ``softmax`` (output layer, with ``log_likelihood`` only).
+    cost : str
+        ``quadratic`` (1/2 ||a - y||^2, network.py), ``squared_error``
+        (||a - y||^2, 3Blue1Brown's C_0), ``cross_entropy`` (binary, sigmoid
+        output), ``log_likelihood`` (softmax output). The cost of a batch is the
+        mean of the per-example costs.
+    dtype : {"float64", "float32"}
+        Precision of parameters and arithmetic.  Inputs are converted to it.
+    init : {"scaled_gaussian", "gaussian", "xavier", "he"}
+        Initial parameters, see :func:`bpcore._config.init_parameters`.
+    seed : int, optional
+        Seeds initialisation and (unless ``fit`` gets its own) shuffling.
+    num_threads : int, optional
+        OpenMP threads for this network; default :func:`bpcore.get_num_threads`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bpcore import Network
+    >>> net = Network([2, 8, 1], activations=["tanh", "sigmoid"], cost="cross_entropy", seed=1)
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    >>> Y = np.array([[0], [1], [1], [0]], dtype=float)
+    >>> history = net.fit(X, Y, epochs=2000, batch_size=4, lr=1.0, seed=0)
+    >>> np.round(net.feedforward(X)[:, 0]).tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    """
+
+    def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
+                 init="scaled_gaussian", seed=None, num_threads=None):
+        self._num_threads = check_num_threads(num_threads)
+        super().__init__(sizes, activations, cost, dtype, init, seed)
+
+    def _allocate(self, biases, weights):
+        arch = self._arch
+        self._layout = _kernels.Layout(arch.sizes, [ACTIVATIONS.index(a) for a in arch.activations],
+                                       COSTS.index(arch.cost))
+        self._params = np.empty(self._layout.n_params, dtype=arch.dtype)
+        self._grads = np.zeros_like(self._params)
+        self._velocity = np.zeros_like(self._params)
+        self._weights = self._views(self._params, "w")
+        self._biases = self._views(self._params, "b")
+        for view, value in zip(self._weights + self._biases, weights + biases):
+            view[...] = value
+
+    def _views(self, flat: np.ndarray, kind: str) -> list[np.ndarray]:
+        """Per-layer views of W^l (kind "w") or b^l (kind "b") into a flat buffer."""
+        sizes, views = self._layout.sizes, []
+        for l in range(1, len(sizes)):
+            if kind == "w":
+                start = self._layout.w_off[l]
+                views.append(flat[start:start + sizes[l] * sizes[l - 1]].reshape(sizes[l], sizes[l - 1]))
+            else:
+                start = self._layout.b_off[l]
+                views.append(flat[start:start + sizes[l]])
+        return views
+
+    # -- parameters ----------------------------------------------------------------
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """W^l for l = 1..L, shape (n_l, n_{l-1}): ``weights[l-1][j, k]`` is w^l_jk (live views)."""
+        return list(self._weights)
+
+    @weights.setter
+    def weights(self, values) -> None:
+        self._assign("weights", self._weights, values)
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """b^l for l = 1..L, shape (n_l,) (live views)."""
+        return list(self._biases)
+
+    @biases.setter
+    def biases(self, values) -> None:
+        self._assign("biases", self._biases, values)
+
+    def _assign(self, name, views, values) -> None:
+        values = list(values)
+        if len(values) != len(views):
+            raise ValueError(f"{name} needs {len(views)} arrays, got {len(values)}")
+        arrays = []
+        for l, (view, value) in enumerate(zip(views, values), start=1):
+            value = np.asarray(value)
+            if value.shape != view.shape:
+                raise ValueError(f"{name}[{l - 1}] must have shape {view.shape}, got {value.shape}")
+            if value.dtype.kind not in "biuf" or not np.isfinite(value).all():
+                raise ValueError(f"{name}[{l - 1}] must be finite real numbers")
+            arrays.append(value)
+        for view, value in zip(views, arrays):
+            view[...] = value
+
+    @property
+    def num_threads(self) -> int:
+        """Threads the kernels use for this network."""
+        return self._num_threads if self._num_threads is not None else get_num_threads()
+
+    @num_threads.setter
+    def num_threads(self, n) -> None:
+        self._num_threads = check_num_threads(n)
+
+    # -- the math, delegated to the kernels -------------------------------------------
+    def _state_arrays(self):
+        return [self._params, self._velocity]
+
+    def _reset_velocity(self):
+        self._velocity[...] = 0
+
+    def _scratch(self, rows: int) -> np.ndarray:
+        return np.empty((rows, self._layout.units), dtype=self.dtype)
+
+    def _forward_call(self, X, Y=None):
+        threads = self.num_threads
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        costs = None if Y is None else np.empty(X.shape[0])
+        _kernels.forward(self._layout, self._params, X, out, self._scratch(threads),
+                         self._scratch(threads), Y, costs, threads)
+        return out, costs
+
+    def _forward(self, X):
+        return self._forward_call(X)[0]
+
+    def _example_costs(self, X, Y):
+        return self._forward_call(X, Y)[1]
+
+    def _gradient(self, X, Y):
+        n = X.shape[0]
+        grads = np.empty_like(self._params)
+        _kernels.train(self._layout, self._params, grads, self._velocity, X, Y, None, n,
+                       0.0, 0.0, 0.0, self._scratch(n), self._scratch(n), self._scratch(n),
+                       None, self.num_threads, update=False)
+        return self._views(grads, "b"), self._views(grads, "w")
+
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
+        rows = min(batch_size, X.shape[0])
+        costs = np.empty(X.shape[0])
+        _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y, order,
+                       batch_size, lr, decay, momentum, self._scratch(rows), self._scratch(rows),
+                       self._scratch(rows), costs, self.num_threads)
+        return costs
+
+    # -- files ---------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the network to ``path`` as an ``.npz`` archive (no pickle), atomically.
+
+        Holds ``format_version``, ``sizes``, ``activations``, ``cost``, ``dtype``
+        and ``w1..wL``, ``b1..bL``.  The file is written next to ``path`` and
+        renamed over it, so an interrupted save never leaves a half-written model.
+        """
+        path = os.fspath(path)
+        arrays = {
+            "format_version": np.array(FORMAT_VERSION),
+            "sizes": np.array(self.sizes, dtype=np.int64),
+            "activations": np.array(self.activations),
+            "cost": np.array(self.cost_name),
+            "dtype": np.array(self.dtype.name),
+        }
+        for l, (w, b) in enumerate(zip(self._weights, self._biases), start=1):
+            arrays[f"w{l}"] = w
+            arrays[f"b{l}"] = b
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".bpcore-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path, *, num_threads=None) -> "Network":
+        """Read a network written by :meth:`save`; never executes code from the file.
+
+        Raises ``ValueError`` naming the problem for anything that is not such a
+        file: not a zip archive, truncated, missing or extra arrays, an unknown
+        format version, shapes or dtype that disagree with the recorded
+        architecture, non-finite parameters.
+        """
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single .npy array, not an .npz archive")
+                contents = {name: archive[name] for name in archive.files}
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise ValueError(f"{path!r} is not a readable bpcore model file: {exc}") from None
+        return cls._from_arrays(path, contents, num_threads)
+
+    @classmethod
+    def _from_arrays(cls, path, contents, num_threads):
+        def bad(why):
+            return ValueError(f"{path!r} is not a valid bpcore model file: {why}")
+
+        header = ("format_version", "sizes", "activations", "cost", "dtype")
+        missing = [k for k in header if k not in contents]
+        if missing:
+            raise bad(f"missing {missing}")
+        version = contents["format_version"]
+        if version.shape != () or version.dtype.kind not in "iu":
+            raise bad("format_version is not an integer")
+        if not 1 <= int(version) <= FORMAT_VERSION:
+            raise bad(f"format version {int(version)} is not supported (this bpcore reads "
+                      f"1..{FORMAT_VERSION})")
+        sizes, acts = contents["sizes"], contents["activations"]
+        if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+            raise bad("sizes is not a 1-D integer array")
+        if acts.ndim != 1 or acts.dtype.kind != "U":
+            raise bad("activations is not a 1-D array of names")
+        for key in ("cost", "dtype"):
+            if contents[key].shape != () or contents[key].dtype.kind != "U":
+                raise bad(f"{key} is not a name")
+        try:
+            arch = make_architecture([int(s) for s in sizes], [str(a) for a in acts],
+                                     str(contents["cost"]), resolve_dtype(str(contents["dtype"])))
+        except (TypeError, ValueError) as exc:
+            raise bad(exc) from None
+        L = arch.n_layers
+        expected = set(header) | {f"w{l}" for l in range(1, L + 1)} | {f"b{l}" for l in range(1, L + 1)}
+        if set(contents) != expected:
+            extra, lacking = set(contents) - expected, expected - set(contents)
+            raise bad(f"arrays {sorted(lacking)} missing, {sorted(extra)} unexpected")
+        net = cls(arch.sizes, arch.activations, arch.cost, arch.dtype, seed=0,
+                  num_threads=num_threads)
+        for l in range(1, L + 1):
+            for name, view in ((f"w{l}", net._weights[l - 1]), (f"b{l}", net._biases[l - 1])):
+                value = contents[name]
+                if value.shape != view.shape:
+                    raise bad(f"{name} has shape {value.shape}, sizes {list(arch.sizes)} need "
+                              f"{view.shape}")
+                if value.dtype != arch.dtype:
+                    raise bad(f"{name} has dtype {value.dtype}, the file says {arch.dtype.name}")
+                if not np.isfinite(value).all():
+                    raise bad(f"{name} contains NaN or infinite values")
+                view[...] = value
+        return net
+
+
+__all__ = ["Network", "History", "DivergenceError", "FORMAT_VERSION"]

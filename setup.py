@@ -1,0 +1,138 @@
+"""Build of bpcore's compiled core.
+
+Two source folders make one importable package ``bpcore``:
+
+* ``python/``  -> the pure-Python layer (``Network`` wrapper, reference, data, CLI);
+* ``bpcore/``  -> the Cython kernels, compiled into ``bpcore._kernels``.
+
+OpenMP is detected by compiling *and running* a small probe with the flags of
+the compiler in use (gcc/clang ``-fopenmp``, Apple clang ``-Xpreprocessor
+-fopenmp -lomp``, MSVC ``/openmp``).  Without it the build warns and produces a
+serial extension that gives the same results.
+
+Environment switches (read at build time):
+
+* ``BPCORE_DISABLE_OPENMP=1``  build the serial extension even if OpenMP works;
+* ``BPCORE_DEBUG=1``           Cython bounds/wraparound/initialised checks on, -O0 -g;
+* ``BPCORE_NATIVE=1``          add ``-march=native`` (opt-in only: never in a wheel).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+OMP_PROBE = textwrap.dedent(r"""
+    #include <omp.h>
+    #include <stdio.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel num_threads(2) reduction(+:n)
+        n += 1;
+        printf("%d\n", n);
+        return n == 2 ? 0 : 1;
+    }
+""")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _openmp_flag_candidates(compiler) -> list[tuple[list[str], list[str]]]:
+    """(compile args, link args) to try, by compiler family."""
+    if compiler.compiler_type == "msvc":
+        return [(["/openmp"], [])]
+    if sys.platform == "darwin":
+        return [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+    return [(["-fopenmp"], ["-fopenmp"])]
+
+
+def _probe_openmp(compiler) -> tuple[list[str], list[str], str]:
+    """Compile and run the probe; return (cflags, ldflags, reason)."""
+    if _env_flag("BPCORE_DISABLE_OPENMP"):
+        return [], [], "disabled by BPCORE_DISABLE_OPENMP"
+    errors = []
+    for cflags, ldflags in _openmp_flag_candidates(compiler):
+        tmp = tempfile.mkdtemp(prefix="bpcore-omp-")
+        try:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write(OMP_PROBE)
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+            exe = os.path.join(tmp, "probe")
+            compiler.link_executable(objs, exe, extra_postargs=ldflags)
+            if compiler.compiler_type == "msvc":
+                exe += ".exe"
+            subprocess.run([exe], check=True, capture_output=True, timeout=60)
+            return cflags, ldflags, "probe compiled and ran with " + " ".join(cflags)
+        except Exception as exc:  # noqa: BLE001 - any failure means "no OpenMP with these flags"
+            errors.append(f"{' '.join(cflags)}: {type(exc).__name__}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [], [], "probe failed (" + "; ".join(errors) + ")"
+
+
+class BuildExt(build_ext):
+    """build_ext that adds the OpenMP and optimisation flags it found to work."""
+
+    def build_extensions(self):
+        cflags, ldflags, reason = _probe_openmp(self.compiler)
+        if not cflags:
+            warnings.warn(f"bpcore: building without OpenMP ({reason}); training runs on "
+                          "one thread", stacklevel=1)
+        msvc = self.compiler.compiler_type == "msvc"
+        if _env_flag("BPCORE_DEBUG"):
+            opt = ["/Od", "/Zi"] if msvc else ["-O0", "-g"]
+        else:
+            opt = ["/O2"] if msvc else ["-O3"]
+        if _env_flag("BPCORE_NATIVE") and not msvc:
+            opt.append("-march=native")
+        # OpenMP SIMD pragmas need no runtime; they work in the serial build too.
+        simd = [] if msvc else ["-fopenmp-simd"]
+        compile_args = opt + simd + cflags
+        for ext in self.extensions:
+            ext.extra_compile_args = compile_args + list(ext.extra_compile_args)
+            ext.extra_link_args = ldflags + list(ext.extra_link_args)
+            ext.define_macros.append(("BPCORE_COMPILE_ARGS", '"' + " ".join(compile_args) + '"'))
+            ext.define_macros.append(("BPCORE_OPENMP_REASON", '"' + reason.replace('"', "'") + '"'))
+        super().build_extensions()
+
+
+debug = _env_flag("BPCORE_DEBUG")
+extensions = [
+    Extension(
+        "bpcore._kernels",
+        ["bpcore/_kernels.pyx"],
+        include_dirs=["bpcore", np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+    )
+]
+
+setup(
+    package_dir={"bpcore": "python"},
+    packages=["bpcore"],
+    package_data={"bpcore": ["py.typed", "data/mnist-subset/*.gz"]},
+    ext_modules=cythonize(
+        extensions,
+        include_path=["bpcore"],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": debug,
+            "wraparound": debug,
+            "initializedcheck": debug,
+            "cdivision": not debug,
+            "embedsignature": True,
+        },
+    ),
+    cmdclass={"build_ext": BuildExt},
+)
