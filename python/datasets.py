@@ -129,14 +129,15 @@ def _data_dir(path: str | os.PathLike | None) -> Path:
             raise FileNotFoundError(
                 "no MNIST directory given: pass path=<directory> or set the environment "
                 f"variable BPCORE_DATA to a directory holding the four files {_wanted()}")
-        directory, origin = Path(env), "BPCORE_DATA"
+        directory, origin = Path(env), " (from BPCORE_DATA)"
+    elif isinstance(path, (str, os.PathLike)):
+        directory, origin = Path(path), ""
     else:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike directory, got "
-                            f"{type(path).__name__} {path!r}")
-        directory, origin = Path(path), "path"
+        raise TypeError(f"path must be a str or os.PathLike directory, got "
+                        f"{type(path).__name__} {path!r}")
     if not directory.is_dir():
-        raise FileNotFoundError(f"{origin} {str(directory)!r} is not an existing directory")
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        raise FileNotFoundError(f"MNIST directory {str(directory)!r}{origin} {problem}")
     return directory
 
 
