@@ -120,8 +120,8 @@ extensions = [
 
 setup(
     package_dir={"bpcore": "python"},
-    packages=["bpcore"],
-    package_data={"bpcore": ["py.typed", "data/mnist-subset/*.gz"]},
+    packages=["bpcore", "bpcore.data"],
+    package_data={"bpcore": ["py.typed"], "bpcore.data": ["mnist-subset/*.gz"]},
     ext_modules=cythonize(
         extensions,
         include_path=["bpcore"],

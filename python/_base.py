@@ -34,7 +34,8 @@ class History:
     during the epoch (each computed just before its mini-batch's step), the
     running figure other libraries report; it excludes the L2 term.
     ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
-    without ``validation_data``.
+    without ``validation_data``.  ``seconds`` is the time spent training, the
+    validation pass excluded.
     """
 
     train_cost: list[float] = field(default_factory=list)
@@ -135,7 +136,7 @@ class BaseNetwork:
         return self._gradient(X, Y)
 
     def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
-            seed=None, validation_data=None, verbose=False) -> History:
+            seed=None, validation_data=None, verbose=False, callback=None) -> History:
         """Train by mini-batch stochastic gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
@@ -154,12 +155,15 @@ class BaseNetwork:
         fixes the shuffling; without it the network's own generator (from the
         constructor's ``seed``) is used.  If the parameters become NaN or
         infinite, the network is restored to its state before that epoch and
-        :class:`DivergenceError` is raised.
+        :class:`DivergenceError` is raised.  ``callback(epoch, history)``, if
+        given, is called after each epoch (1-based) with the history so far.
         """
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
                                                               momentum)
         X, Y = self._inputs_and_targets(X, Y)
         validation = self._validation_set(validation_data)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         n = X.shape[0]
         self._reset_velocity()
@@ -176,15 +180,17 @@ class BaseNetwork:
                     f"training diverged in epoch {epoch}: the parameters became NaN or "
                     f"infinite with lr={lr}; the network was restored to its state before "
                     f"epoch {epoch} (try a smaller lr)")
+            history.seconds.append(time.perf_counter() - start)
             history.train_cost.append(float(np.mean(costs)))
             if validation is not None:
                 Xv, Yv, labels = validation
                 history.val_cost.append(float(np.mean(self._example_costs(Xv, Yv))))
                 history.val_accuracy.append(
                     float(np.mean(self._classify(self._forward(Xv)) == labels)))
-            history.seconds.append(time.perf_counter() - start)
             if verbose:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
+            if callback is not None:
+                callback(epoch, history)
         return history
 
     @staticmethod

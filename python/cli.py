@@ -54,10 +54,11 @@ def _build_parser() -> _Parser:
         description="Train a fully-connected network on MNIST by mini-batch SGD, then print\n"
                     "the training cost, test cost and test accuracy of every epoch.")
     train.add_argument("--data", metavar="DIR",
-                       help="directory with the full MNIST set (default: the subset of 8,000 "
-                            "training and 2,000 test images shipped with bpcore)")
+                       help="directory with the full MNIST set (default: the subset shipped "
+                            "with bpcore, the first images of the MNIST files)")
     train.add_argument("--sizes", type=_int_list, default="784,30,10", metavar="N,N,...",
-                       help="neurons per layer, inputs first: 784 in, 10 out (default: %(default)s)")
+                       help="neurons per layer, inputs first: 784 in, 10 out "
+                            "(default: %(default)s)")
     train.add_argument("--activations", default="sigmoid", metavar="NAME[,NAME...]",
                        help="one activation for every layer, or one per layer, from "
                             f"{', '.join(ACTIVATIONS)} (default: %(default)s)")
@@ -66,7 +67,7 @@ def _build_parser() -> _Parser:
     train.add_argument("--init", default="gaussian", choices=INITS, metavar="NAME",
                        help=f"initial parameters: {', '.join(INITS)} (default: %(default)s, "
                             "all N(0, 1) as in network.py)")
-    train.add_argument("--epochs", type=int, default=3, metavar="N",
+    train.add_argument("--epochs", type=int, default=30, metavar="N",
                        help="passes over the training set (default: %(default)s)")
     train.add_argument("--batch-size", type=int, default=10, metavar="N",
                        help="examples per SGD step (default: %(default)s)")
@@ -105,18 +106,21 @@ def _train(args: argparse.Namespace) -> int:
     else:
         (X, y), (X_test, y_test) = load_mnist(args.data)
         source = f"MNIST from {args.data}"
+    threads = (f"{net.num_threads} thread(s)" if build_info()["openmp"]
+               else "1 thread (built without OpenMP)")
     print(f"bpcore {__version__}: {source} ({len(X):,} train, {len(X_test):,} test); "
           f"sizes {','.join(map(str, sizes))}, {args.activations}, {args.cost} cost; "
-          f"{net.dtype.name}, {net.num_threads} thread(s)", flush=True)
+          f"{net.dtype.name}, {threads}", flush=True)
 
-    history = net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
-                      momentum=args.momentum, validation_data=(X_test, y_test))
-    for epoch, (train_cost, test_cost, accuracy, seconds) in enumerate(
-            zip(history.train_cost, history.val_cost, history.val_accuracy, history.seconds),
-            start=1):
-        print(f"epoch {epoch}/{args.epochs}  train cost {train_cost:.4f}  test cost "
-              f"{test_cost:.4f}  test accuracy {accuracy:.4f}  {seconds:.2f} s  "
-              f"({len(X) / seconds:,.0f} samples/s)")
+    def report(epoch, history):
+        seconds = history.seconds[-1]
+        print(f"epoch {epoch}/{args.epochs}  train cost {history.train_cost[-1]:.4f}  "
+              f"test cost {history.val_cost[-1]:.4f}  test accuracy "
+              f"{history.val_accuracy[-1]:.4f}  {seconds:.2f} s  "
+              f"({len(X) / seconds:,.0f} samples/s)", flush=True)
+
+    net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2, momentum=args.momentum,
+            validation_data=(X_test, y_test), callback=report)
     print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
     return 0
 
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
     Bad arguments print ``bpcore: error: <message>`` to stderr and give 2; a
-    training run that diverges gives 1.  ``--debug`` shows the traceback instead.
+    training run that diverges gives 1, one interrupted by Ctrl-C 130.  With
+    ``--debug`` errors propagate, with their traceback.
     """
     parser = _build_parser()
     try:
@@ -147,3 +152,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bpcore: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, DivergenceError) else 2
+    except KeyboardInterrupt:
+        print("bpcore: interrupted", file=sys.stderr)
+        return 130

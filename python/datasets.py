@@ -7,12 +7,15 @@ then the data, big-endian, in C order.  Files may be gzip-compressed.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from importlib.resources import as_file, files
 from pathlib import Path
 
 import numpy as np
+
+__all__ = ["MNIST_FILES", "load_mnist", "load_mnist_subset", "read_idx"]
 
 #: IDX type code -> big-endian NumPy dtype.
 _IDX_DTYPES = {
@@ -71,17 +74,16 @@ def _parse_idx(f, path: Path) -> np.ndarray:
             f"{path}: truncated IDX header: {ndim} dimension(s) need {4 * ndim} bytes, "
             f"got {len(header)}")
     shape = tuple(int(d) for d in np.frombuffer(header, dtype=">u4"))
-    expected = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
-    data = f.read(expected)
+    expected = dtype.itemsize * math.prod(shape)
+    data = f.read()  # all of it: a corrupt header must not make us allocate its claim
     if len(data) < expected:
         raise ValueError(
             f"{path}: truncated IDX file: header declares shape {shape} of {dtype.name}, "
             f"{expected} data bytes, but only {len(data)} follow")
-    extra = len(f.read())
-    if extra:
+    if len(data) > expected:
         raise ValueError(
-            f"{path}: {extra} unexpected byte(s) after the {expected} data bytes that the "
-            f"header's shape {shape} of {dtype.name} declares")
+            f"{path}: {len(data) - expected} unexpected byte(s) after the {expected} data "
+            f"bytes that the header's shape {shape} of {dtype.name} declares")
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -92,6 +94,9 @@ def load_mnist(path: str | os.PathLike | None = None) -> tuple[Split, Split]:
     :data:`MNIST_FILES`), gzipped or not; if it is None, the directory named by
     the environment variable ``BPCORE_DATA`` is used.  ``X`` is float32 of shape
     ``(n, 784)`` with pixels scaled to [0, 1]; ``y`` holds the int64 labels 0..9.
+
+    Raises ``FileNotFoundError`` naming the directory and the files missing from
+    it, and ``ValueError`` for a file that is not valid IDX or not MNIST-shaped.
     """
     directory = _data_dir(path)
     found = {name: next((p for p in (directory / (name + ".gz"), directory / name)
@@ -128,21 +133,19 @@ def _data_dir(path: str | os.PathLike | None) -> Path:
         if not env:
             raise FileNotFoundError(
                 "no MNIST directory given: pass path=<directory> or set the environment "
-                f"variable BPCORE_DATA to a directory holding the four files {_wanted()}")
+                "variable BPCORE_DATA to a directory holding the four files "
+                + ", ".join(name + ".gz" for name in _MNIST_NAMES))
         directory, origin = Path(env), " (from BPCORE_DATA)"
     elif isinstance(path, (str, os.PathLike)):
         directory, origin = Path(path), ""
     else:
         raise TypeError(f"path must be a str or os.PathLike directory, got "
                         f"{type(path).__name__} {path!r}")
+    if not directory.exists():
+        raise FileNotFoundError(f"MNIST directory {str(directory)!r}{origin} does not exist")
     if not directory.is_dir():
-        problem = "is not a directory" if directory.exists() else "does not exist"
-        raise FileNotFoundError(f"MNIST directory {str(directory)!r}{origin} {problem}")
+        raise NotADirectoryError(f"MNIST directory {str(directory)!r}{origin} is not a directory")
     return directory
-
-
-def _wanted() -> str:
-    return ", ".join(name + ".gz" for name in _MNIST_NAMES)
 
 
 def _split(images: np.ndarray, labels: np.ndarray, images_path, labels_path) -> Split:

@@ -125,7 +125,9 @@ class Network(BaseNetwork):
 
     @property
     def num_threads(self) -> int:
-        """Threads the kernels use for this network."""
+        """Threads the kernels use for this network (1 in a build without OpenMP)."""
+        if not _kernels.compiled_info()["openmp"]:
+            return 1
         return self._num_threads if self._num_threads is not None else get_num_threads()
 
     @num_threads.setter

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import shutil
 import struct
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MNIST_DIR
 
 from bpcore.datasets import MNIST_FILES, load_mnist, load_mnist_subset, read_idx
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-SUBSET_DIR = Path(str(files("bpcore") / "data" / "mnist-subset"))
+SUBSET = files("bpcore") / "data" / "mnist-subset"  # as installed
 NAMES = [name for pair in MNIST_FILES.values() for name in pair]
 
 needs_mnist = pytest.mark.skipif(
@@ -95,6 +94,12 @@ def test_bad_magic_raises_naming_the_file(tmp_path, magic):
     assert str(path) in str(excinfo.value)
 
 
+def test_huge_declared_shape_is_reported_not_allocated(tmp_path):
+    header = b"\x00\x00\x0e\x04" + b"\xff" * 16
+    with pytest.raises(ValueError, match="truncated IDX file.* but only 3 follow"):
+        read_idx(write(tmp_path / "huge.idx", header + b"abc"))
+
+
 def test_trailing_bytes_raise(tmp_path):
     data = idx_bytes(np.arange(6, dtype=np.uint8), 0x08)
     with pytest.raises(ValueError, match="2 unexpected byte"):
@@ -144,7 +149,7 @@ def test_subset_shapes_dtypes_and_ranges():
 
 
 def test_subset_fits_the_size_budget():
-    sizes = [(SUBSET_DIR / (name + ".gz")).stat().st_size for name in NAMES]
+    sizes = [len((SUBSET / (name + ".gz")).read_bytes()) for name in NAMES]
     assert sum(sizes) <= 2_000_000
 
 
@@ -158,7 +163,7 @@ def test_subset_is_the_head_of_the_real_files():
 
 
 @needs_mnist
-def test_subset_tool_reproduces_the_shipped_bytes(tmp_path, capsys):
+def test_subset_tool_reproduces_the_shipped_bytes(tmp_path):
     spec = importlib.util.spec_from_file_location("make_mnist_subset",
                                                   REPO / "tools" / "make_mnist_subset.py")
     tool = importlib.util.module_from_spec(spec)
@@ -167,14 +172,14 @@ def test_subset_tool_reproduces_the_shipped_bytes(tmp_path, capsys):
     assert tool.main([str(MNIST_DIR), "--out", str(tmp_path),
                       "--train", str(n_train), "--test", str(n_test)]) == 0
     for name in NAMES:
-        assert (tmp_path / (name + ".gz")).read_bytes() == (SUBSET_DIR / (name + ".gz")).read_bytes()
+        assert (tmp_path / (name + ".gz")).read_bytes() == (SUBSET / (name + ".gz")).read_bytes()
 
 
 @pytest.fixture
 def subset_copy(tmp_path):
     """A directory holding the shipped subset under the standard MNIST names."""
     for name in NAMES:
-        shutil.copy(SUBSET_DIR / (name + ".gz"), tmp_path)
+        (tmp_path / (name + ".gz")).write_bytes((SUBSET / (name + ".gz")).read_bytes())
     return tmp_path
 
 
@@ -200,9 +205,11 @@ def test_load_mnist_names_the_missing_file(subset_copy):
     assert str(subset_copy) in message and "train-images" not in message
 
 
-def test_load_mnist_rejects_a_missing_directory(tmp_path):
+def test_load_mnist_rejects_a_missing_directory_or_a_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_mnist(tmp_path / "nowhere")
+    with pytest.raises(NotADirectoryError, match="is not a directory"):
+        load_mnist(write(tmp_path / "file", b""))
 
 
 def test_load_mnist_rejects_image_label_count_mismatch(subset_copy):

@@ -3,9 +3,7 @@
 Writes the first N training and first M test examples as IDX files with the
 standard names, gzipped with mtime 0 so that the same inputs give the same
 bytes.  If the four files would exceed ``--max-bytes``, N and M are reduced in
-proportion until they fit.
-
-    python tools/make_mnist_subset.py [SOURCE_DIR] [--out DIR] [--train 8000] [--test 2000]
+proportion until they fit.  See ``--help`` for the options.
 """
 from __future__ import annotations
 
@@ -22,9 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _datasets():
-    """``bpcore.datasets`` loaded from the source tree: it needs neither an install nor the
-    compiled core."""
-    spec = importlib.util.spec_from_file_location("_bpcore_datasets", REPO / "python" / "datasets.py")
+    """``bpcore.datasets`` loaded from the source tree: needs neither an install nor the core."""
+    spec = importlib.util.spec_from_file_location("_bpcore_datasets",
+                                                  REPO / "python" / "datasets.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -40,12 +38,15 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", nargs="?", type=Path, default=REPO.parent / "shared" / "data" / "mnist",
+    parser.add_argument("source", nargs="?", type=Path,
+                        default=REPO.parent / "shared" / "data" / "mnist",
                         help="directory with the four MNIST files (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=REPO / "python" / "data" / "mnist-subset",
                         help="output directory (default: %(default)s)")
-    parser.add_argument("--train", type=int, default=8000, help="training examples (default: %(default)s)")
-    parser.add_argument("--test", type=int, default=2000, help="test examples (default: %(default)s)")
+    parser.add_argument("--train", type=int, default=8000,
+                        help="training examples (default: %(default)s)")
+    parser.add_argument("--test", type=int, default=2000,
+                        help="test examples (default: %(default)s)")
     parser.add_argument("--max-bytes", type=int, default=2_000_000,
                         help="limit on the four files' total size (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     arrays = {}
     for split, names in datasets.MNIST_FILES.items():
         for name in names:
-            matches = [p for p in (args.source / (name + ".gz"), args.source / name) if p.is_file()]
+            matches = [p for p in (args.source / (name + ".gz"), args.source / name)
+                       if p.is_file()]
             if not matches:
                 parser.error(f"{name}.gz not found in {args.source}")
             arrays[name] = datasets.read_idx(matches[0])
@@ -64,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
                              f"{matches[0]}), got {counts[split]}")
 
     while True:
-        blobs = {name: gzip.compress(idx_bytes(arrays[name][:counts[split]]), compresslevel=9, mtime=0)
+        blobs = {name: gzip.compress(idx_bytes(arrays[name][:counts[split]]), compresslevel=9,
+                                     mtime=0)
                  for split, names in datasets.MNIST_FILES.items() for name in names}
         total = sum(len(blob) for blob in blobs.values())
         if total <= args.max_bytes:
             break
         if not any(counts.values()):
-            parser.error(f"--max-bytes {args.max_bytes} is below the size of empty files ({total})")
+            parser.error(f"--max-bytes {args.max_bytes} is below the size of empty files "
+                         f"({total})")
         factor = 0.95 * args.max_bytes / total
         counts = {split: int(n * factor) for split, n in counts.items()}
 
