@@ -73,7 +73,8 @@ def resolve_dtype(dtype: object) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}") from None
+        error = ValueError if isinstance(dtype, str) else TypeError
+        raise error(f"dtype must be one of {list(DTYPES)}, got {dtype!r}") from None
     if resolved.name not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {resolved.name!r}")
     return resolved
