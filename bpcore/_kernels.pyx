@@ -8,18 +8,21 @@ Parameter layout (one flat buffer per network, genann-style)
 
 Workspace layout
     One row per example of the mini-batch; in it, layer l's n_l units start at
-    ``u_off[l]`` (layers 1..L; the inputs are read from X in place).  Z holds
-    z^l, A holds a^l, D holds delta^l.
+    ``u_off[l]`` (l = 0..L; layer 0 holds the example's inputs, gathered from X
+    through the epoch's permutation).  Z holds z^l, A holds a^l, D holds delta^l;
+    a layer of a block of examples is thus a matrix with leading dimension
+    ``units``, which the products of ``_gemm.h`` take directly.
 
 Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
-    1. per-example phase, the mini-batch split between threads: forward pass,
-       cost, delta^L and delta^l for all layers of each example of the thread;
-    2. per-row phase, each layer's rows of W split between threads: the row's
-       gradient sum_i delta^l_ij a^{l-1}_i / m summed over the examples in index
-       order, then its SGD update.
+    1. per-example phase, the mini-batch split into one block of rows per
+       thread: gather, forward pass, cost, delta^L and delta^l for all layers of
+       the block (no barrier between layers: a block needs only its own rows);
+    2. per-row phase, each layer's rows of W split between threads: rows j of
+       dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m, summed over the examples in
+       index order, then their SGD update.
     Every number is computed by exactly one thread, in an order that does not
-    depend on which thread or how many: trained weights are bitwise the same
-    for any thread count.
+    depend on which thread or how many (see _gemm.h): trained weights are
+    bitwise the same for any thread count.
 """
 from cython.parallel cimport parallel
 
