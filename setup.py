@@ -14,11 +14,19 @@ Environment switches (read at build time):
 
 * ``BPCORE_DISABLE_OPENMP=1``  build the serial extension even if OpenMP works;
 * ``BPCORE_DEBUG=1``           Cython bounds/wraparound/initialised checks on, -O0 -g;
-* ``BPCORE_NATIVE=1``          add ``-march=native`` (opt-in only: never in a wheel).
+* ``BPCORE_NATIVE=1``          add ``-march=native`` to the baseline module (opt-in only:
+                               never in a wheel you share).
+
+Instruction sets: on x86-64 with GCC or Clang the kernels are compiled three
+times, into ``bpcore._kernels`` (baseline x86-64), ``bpcore._kernels_v3``
+(``-march=x86-64-v3``: AVX2, FMA) and ``bpcore._kernels_v4`` (``-march=x86-64-v4``:
+AVX-512); ``python/_dispatch.py`` picks the best one the CPU runs, once, at
+import.  Elsewhere only the baseline module is built.
 """
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -82,6 +90,25 @@ def _probe_openmp(compiler) -> tuple[list[str], list[str], str]:
     return [], [], "probe failed (" + "; ".join(errors) + ")"
 
 
+#: Extension-module suffix -> the -march of that variant of the kernels.
+ISA_VARIANTS = {"_v3": "x86-64-v3", "_v4": "x86-64-v4"}
+
+
+def _accepts_flag(compiler, flag: str) -> bool:
+    """Whether the compiler compiles an empty C file with ``flag``."""
+    tmp = tempfile.mkdtemp(prefix="bpcore-flag-")
+    try:
+        src = os.path.join(tmp, "empty.c")
+        with open(src, "w") as f:
+            f.write("int bp_empty(void) { return 0; }\n")
+        compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not accepted"
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class BuildExt(build_ext):
     """build_ext that adds the OpenMP and optimisation flags it found to work."""
 
@@ -95,27 +122,40 @@ class BuildExt(build_ext):
             opt = ["/Od", "/Zi"] if msvc else ["-O0", "-g"]
         else:
             opt = ["/O2"] if msvc else ["-O3"]
-        if _env_flag("BPCORE_NATIVE") and not msvc:
-            opt.append("-march=native")
         # OpenMP SIMD pragmas need no runtime; they work in the serial build too.
         simd = [] if msvc else ["-fopenmp-simd"]
-        compile_args = opt + simd + cflags
+        kept = []
         for ext in self.extensions:
+            isa = []
+            for suffix, march in ISA_VARIANTS.items():
+                if ext.name.endswith(suffix):
+                    isa = ["-march=" + march]
+            if isa and not _accepts_flag(self.compiler, isa[0]):
+                warnings.warn(f"bpcore: the compiler does not accept {isa[0]}; skipping "
+                              f"{ext.name}", stacklevel=1)
+                continue
+            if not isa and _env_flag("BPCORE_NATIVE") and not msvc:
+                isa = ["-march=native"]
+            compile_args = opt + isa + simd + cflags
             ext.extra_compile_args = compile_args + list(ext.extra_compile_args)
             ext.extra_link_args = ldflags + list(ext.extra_link_args)
             ext.define_macros.append(("BPCORE_COMPILE_ARGS", '"' + " ".join(compile_args) + '"'))
             ext.define_macros.append(("BPCORE_OPENMP_REASON", '"' + reason.replace('"', "'") + '"'))
+            kept.append(ext)
+        self.extensions[:] = kept
         super().build_extensions()
 
 
 debug = _env_flag("BPCORE_DEBUG")
+x86_64 = platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32"
 extensions = [
     Extension(
-        "bpcore._kernels",
-        ["bpcore/_kernels.pyx"],
+        "bpcore._kernels" + suffix,
+        [f"bpcore/_kernels{suffix}.pyx"],
         include_dirs=["bpcore", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
+    for suffix in [""] + (list(ISA_VARIANTS) if x86_64 else [])
 ]
 
 setup(

@@ -8,23 +8,27 @@ Parameter layout (one flat buffer per network, genann-style)
 
 Workspace layout
     One row per example of the mini-batch; in it, layer l's n_l units start at
-    ``u_off[l]`` (layers 1..L; the inputs are read from X in place).  Z holds
-    z^l, A holds a^l, D holds delta^l.
+    ``u_off[l]`` (l = 0..L; layer 0 holds the example's inputs, gathered from X
+    through the epoch's permutation).  Z holds z^l, A holds a^l, D holds delta^l;
+    a layer of a block of examples is thus a matrix with leading dimension
+    ``units``, which the products of ``_gemm.h`` take directly.
 
 Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
-    1. per-example phase, the mini-batch split between threads: forward pass,
-       cost, delta^L and delta^l for all layers of each example of the thread;
-    2. per-row phase, each layer's rows of W split between threads: the row's
-       gradient sum_i delta^l_ij a^{l-1}_i / m summed over the examples in index
-       order, then its SGD update.
+    1. per-example phase, the mini-batch split into one block of rows per
+       thread: gather, forward pass, cost, delta^L and delta^l for all layers of
+       the block (no barrier between layers: a block needs only its own rows);
+    2. per-row phase, each layer's rows of W split between threads: rows j of
+       dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m, summed over the examples in
+       index order, then their SGD update.
     Every number is computed by exactly one thread, in an order that does not
-    depend on which thread or how many: trained weights are bitwise the same
-    for any thread count.
+    depend on which thread or how many (see _gemm.h): trained weights are
+    bitwise the same for any thread count.
 """
 from cython.parallel cimport parallel
 
-from bpcore._math cimport (real, dot, axpy, activate, times_derivative, output_delta,
-                     example_cost)
+from libc.string cimport memcpy
+
+from bpcore._math cimport real, activate, times_derivative, output_delta, example_cost
 
 import numpy as np
 
@@ -38,14 +42,26 @@ cdef extern from "_omp.h" nogil:
     const char* bp_openmp_reason
     const char* bp_compiler
 
+cdef extern from "_gemm.h" nogil:
+    const char* bp_isa
+    int bp_cpu_level()
+    void bp_dot_f(const float* A, Py_ssize_t lda, Py_ssize_t m, const float* W, Py_ssize_t ldw,
+                  Py_ssize_t n, Py_ssize_t K, float* C, Py_ssize_t ldc)
+    void bp_dot_d(const double* A, Py_ssize_t lda, Py_ssize_t m, const double* W,
+                  Py_ssize_t ldw, Py_ssize_t n, Py_ssize_t K, double* C, Py_ssize_t ldc)
+    void bp_bcast_f(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const float* a, Py_ssize_t ars,
+                    Py_ssize_t ass, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc)
+    void bp_bcast_d(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const double* a, Py_ssize_t ars,
+                    Py_ssize_t ass, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc)
+
 
 cdef struct LayoutC:
     Py_ssize_t n_layers       # L
-    Py_ssize_t units          # sum of n_l for l = 1..L: the length of a workspace row
+    Py_ssize_t units          # n_0 + ... + n_L: the length of a workspace row
     const Py_ssize_t* sizes   # n_0 .. n_L
     const Py_ssize_t* w_off   # [l] = offset of W^l in the parameter buffer (l = 1..L)
     const Py_ssize_t* b_off   # [l] = offset of b^l
-    const Py_ssize_t* u_off   # [l] = offset of layer l in a workspace row
+    const Py_ssize_t* u_off   # [l] = offset of layer l in a workspace row (l = 0..L)
     const int* act            # [l] = activation code of layer l
     int cost
 
@@ -94,6 +110,7 @@ cdef class Layout:
         self.b_off = np.zeros(L + 1, dtype=np.intp)
         self.u_off = np.zeros(L + 1, dtype=np.intp)
         self.act = np.full(L + 1, -1, dtype=np.intc)
+        units = self.sizes[0]
         for l in range(1, L + 1):
             self.w_off[l] = offset
             offset += self.sizes[l] * self.sizes[l - 1]
@@ -126,76 +143,98 @@ cdef inline void split(Py_ssize_t n, int tid, int nt, Py_ssize_t* lo, Py_ssize_t
     hi[0] = lo[0] + chunk + (1 if tid < rest else 0)
 
 
-cdef void forward_example(const LayoutC* net, const real* params, const real* x,
-                          real* z, real* a) noexcept nogil:
-    """z^l = W^l a^{l-1} + b^l and a^l = sigma(z^l) for l = 1..L, with a^0 = x."""
-    cdef Py_ssize_t l, j, n_in, n_out
+cdef inline void dot_rows(const real* A, Py_ssize_t lda, Py_ssize_t m, const real* W,
+                          Py_ssize_t ldw, Py_ssize_t n, Py_ssize_t K, real* C,
+                          Py_ssize_t ldc) noexcept nogil:
+    if real is float:
+        bp_dot_f(A, lda, m, W, ldw, n, K, C, ldc)
+    else:
+        bp_dot_d(A, lda, m, W, ldw, n, K, C, ldc)
+
+
+cdef inline void bcast_rows(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const real* a,
+                            Py_ssize_t ars, Py_ssize_t ass, const real* B, Py_ssize_t ldb,
+                            real* C, Py_ssize_t ldc) noexcept nogil:
+    if real is float:
+        bp_bcast_f(R, N, S, a, ars, ass, B, ldb, C, ldc)
+    else:
+        bp_bcast_d(R, N, S, a, ars, ass, B, ldb, C, ldc)
+
+
+cdef void forward_block(const LayoutC* net, const real* params, const real* x, Py_ssize_t ldx,
+                        Py_ssize_t rows, real* Z, real* A) noexcept nogil:
+    """z^l = W^l a^{l-1} + b^l and a^l = sigma(z^l), l = 1..L, for a block of examples.
+
+    Row i of x (stride ldx) is a^0 of example i; its z^l and a^l go to row i of
+    Z and A (stride ``units``) at ``u_off[l]``.  Z^l = A^{l-1} (W^l)^T is one
+    register-tiled product per layer.
+    """
+    cdef Py_ssize_t l, i, j, n_in, n_out, ld = net.units
     cdef const real* a_in = x
-    cdef const real* W
+    cdef Py_ssize_t ld_in = ldx
     cdef const real* b
+    cdef real* z
     for l in range(1, net.n_layers + 1):
         n_in = net.sizes[l - 1]
         n_out = net.sizes[l]
-        W = params + net.w_off[l]
         b = params + net.b_off[l]
-        for j in range(n_out):
-            z[net.u_off[l] + j] = dot(W + j * n_in, a_in, n_in) + b[j]
-        activate(net.act[l], z + net.u_off[l], a + net.u_off[l], n_out)
-        a_in = a + net.u_off[l]
+        dot_rows(a_in, ld_in, rows, params + net.w_off[l], n_in, n_out, n_in,
+                 Z + net.u_off[l], ld)
+        for i in range(rows):
+            z = Z + i * ld + net.u_off[l]
+            for j in range(n_out):
+                z[j] += b[j]
+            activate(net.act[l], z, A + i * ld + net.u_off[l], n_out)
+        a_in = A + net.u_off[l]
+        ld_in = ld
 
 
-cdef void backward_example(const LayoutC* net, const real* params, const real* y,
-                           const real* z, const real* a, real* d) noexcept nogil:
-    """delta^L from the cost, then delta^{l-1} = (W^l)^T delta^l (.) sigma'(z^{l-1})."""
-    cdef Py_ssize_t L = net.n_layers, l, j, k, n_in, n_out
-    cdef const real* W
-    cdef real* d_prev
-    output_delta(net.cost, net.act[L], z + net.u_off[L], a + net.u_off[L], y,
-                 d + net.u_off[L], net.sizes[L])
+cdef inline Py_ssize_t example_at(const Data* data, Py_ssize_t position) noexcept nogil:
+    """Index in X and Y of the example visited at ``position`` of the epoch."""
+    return position if data.order == NULL else data.order[position]
+
+
+cdef void backward_block(const LayoutC* net, const real* params, const Data* data,
+                         Py_ssize_t first, Py_ssize_t rows, const real* Z, const real* A,
+                         real* D) noexcept nogil:
+    """delta^L from the cost, then delta^{l-1} = (W^l)^T delta^l (.) sigma'(z^{l-1}).
+
+    Row i of the block is the example at position ``first + i``.  As rows of D:
+    D^{l-1} = D^l W^l, a register-tiled product per layer.
+    """
+    cdef Py_ssize_t L = net.n_layers, l, i, ld = net.units, n_out = net.sizes[L]
+    cdef const real* Y = <const real*>data.Y
+    for i in range(rows):
+        output_delta(net.cost, net.act[L], Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
+                     Y + example_at(data, first + i) * n_out, D + i * ld + net.u_off[L], n_out)
     for l in range(L, 1, -1):
-        n_in = net.sizes[l - 1]
-        n_out = net.sizes[l]
-        W = params + net.w_off[l]
-        d_prev = d + net.u_off[l - 1]
-        for k in range(n_in):
-            d_prev[k] = 0
-        for j in range(n_out):  # (W^l)^T delta^l as a sum of the rows of W^l
-            axpy(d[net.u_off[l] + j], W + j * n_in, d_prev, n_in)
-        times_derivative(net.act[l - 1], z + net.u_off[l - 1], a + net.u_off[l - 1],
-                         d_prev, n_in)
+        bcast_rows(rows, net.sizes[l - 1], net.sizes[l], D + net.u_off[l], ld, 1,
+                   params + net.w_off[l], net.sizes[l - 1], D + net.u_off[l - 1], ld)
+        for i in range(rows):
+            times_derivative(net.act[l - 1], Z + i * ld + net.u_off[l - 1],
+                             A + i * ld + net.u_off[l - 1], D + i * ld + net.u_off[l - 1],
+                             net.sizes[l - 1])
 
 
-cdef inline const real* layer_input(const LayoutC* net, const Data* data, const real* X,
-                                    const real* A, Py_ssize_t start, Py_ssize_t i,
-                                    Py_ssize_t l) noexcept nogil:
-    """a^{l-1} of the i-th example of the mini-batch starting at position start."""
-    cdef Py_ssize_t example
-    if l > 1:
-        return A + i * net.units + net.u_off[l - 1]
-    example = start + i if data.order == NULL else data.order[start + i]
-    return X + example * net.sizes[0]
-
-
-cdef void gradient_rows(const LayoutC* net, const Data* data, real* grads, Py_ssize_t start,
+cdef void gradient_rows(const LayoutC* net, const real* A, const real* D, real* grads,
                         Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Rows j0..j1 of dC/dW^l = mean_i delta^l_i (a^{l-1}_i)^T and of dC/db^l = mean_i delta^l_i."""
-    cdef Py_ssize_t n_in = net.sizes[l - 1], i, j, k
-    cdef const real* X = <const real*>data.X
-    cdef const real* A = <const real*>data.A
-    cdef const real* D = <const real*>data.D
-    cdef real* gw
-    cdef real gb, delta_ij
+    """Rows j0..j1 of dC/dW^l = (1/m) sum_i delta^l_i (a^{l-1}_i)^T and of dC/db^l = (1/m) sum_i delta^l_i.
+
+    As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.
+    """
+    cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units, i, j, k
+    cdef real* gw = grads + net.w_off[l] + j0 * n_in
+    cdef real gb
+    if j1 <= j0:
+        return
+    bcast_rows(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1], ld,
+               gw, n_in)
+    for k in range((j1 - j0) * n_in):
+        gw[k] /= m
     for j in range(j0, j1):
-        gw = grads + net.w_off[l] + j * n_in
-        for k in range(n_in):
-            gw[k] = 0
         gb = 0
         for i in range(m):
-            delta_ij = D[i * net.units + net.u_off[l] + j]
-            gb += delta_ij
-            axpy(delta_ij, layer_input(net, data, X, A, start, i, l), gw, n_in)
-        for k in range(n_in):
-            gw[k] /= m
+            gb += D[i * ld + net.u_off[l] + j]
         grads[net.b_off[l] + j] = gb / m
 
 
@@ -229,8 +268,9 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
                           const Data* data, const Sgd* sgd) noexcept nogil:
     """What each thread of the team runs: all mini-batches of one epoch (or one gradient)."""
     cdef int tid = bp_thread_num(), nt = bp_team_size()
-    cdef Py_ssize_t start, m, i, i0, i1, j0, j1, l, example, row
+    cdef Py_ssize_t start, m, i, i0, i1, j0, j1, l, row
     cdef Py_ssize_t L = net.n_layers, n_in = net.sizes[0], n_out = net.sizes[L]
+    cdef Py_ssize_t ld = net.units
     cdef const real* X = <const real*>data.X
     cdef const real* Y = <const real*>data.Y
     cdef real* Z = <real*>data.Z
@@ -239,21 +279,25 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
     start = 0
     while start < data.n:
         m = min(data.batch_size, data.n - start)
+        # 1. per example, this thread's rows i0..i1 of the mini-batch
         split(m, tid, nt, &i0, &i1)
-        for i in range(i0, i1):
-            example = start + i if data.order == NULL else data.order[start + i]
-            row = i * net.units
-            forward_example(net, <const real*>params, X + example * n_in, Z + row, A + row)
+        for i in range(i0, i1):  # gather a^0 into the workspace
+            memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
+        if i1 > i0:
+            row = i0 * ld
+            forward_block(net, <const real*>params, A + row, ld, i1 - i0, Z + row, A + row)
             if data.costs != NULL:
-                data.costs[start + i] = example_cost(net.cost, Z + row + net.u_off[L],
-                                                     A + row + net.u_off[L],
-                                                     Y + example * n_out, n_out)
-            backward_example(net, <const real*>params, Y + example * n_out, Z + row, A + row,
-                             D + row)
+                for i in range(i0, i1):
+                    data.costs[start + i] = example_cost(
+                        net.cost, Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
+                        Y + example_at(data, start + i) * n_out, n_out)
+            backward_block(net, <const real*>params, data, start + i0, i1 - i0,
+                           Z + row, A + row, D + row)
         bp_barrier()
+        # 2. per row of W: gradient and SGD step
         for l in range(1, L + 1):
             split(net.sizes[l], tid, nt, &j0, &j1)
-            gradient_rows(net, data, grads, start, m, l, j0, j1)
+            gradient_rows(net, A, D, grads, m, l, j0, j1)
             if sgd.update:
                 update_rows(net, params, grads, velocity, sgd, l, j0, j1)
         bp_barrier()
@@ -261,20 +305,30 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
 
 
 cdef void forward_rows(const LayoutC* net, const real* params, const real* X, const real* Y,
-                       real* out, real* Z, real* A, double* costs, Py_ssize_t n) noexcept nogil:
-    """Outputs a^L (and costs when Y is given) of n examples; Z, A: one scratch row per thread."""
+                       real* out, real* Z, real* A, Py_ssize_t chunk, double* costs,
+                       Py_ssize_t n) noexcept nogil:
+    """Outputs a^L (and costs when Y is given) of n examples.
+
+    Each thread takes its share of the rows in blocks of ``chunk``, with its
+    own ``chunk`` scratch rows of Z and A.
+    """
     cdef int tid = bp_thread_num(), nt = bp_team_size()
-    cdef Py_ssize_t i, i0, i1, k, L = net.n_layers
+    cdef Py_ssize_t i, i0, i1, b0, rows, k, L = net.n_layers, ld = net.units
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[L], last = net.u_off[L]
-    cdef real* z = Z + tid * net.units
-    cdef real* a = A + tid * net.units
+    cdef real* z = Z + tid * chunk * ld
+    cdef real* a = A + tid * chunk * ld
     split(n, tid, nt, &i0, &i1)
-    for i in range(i0, i1):
-        forward_example(net, params, X + i * n_in, z, a)
-        for k in range(n_out):
-            out[i * n_out + k] = a[last + k]
-        if Y != NULL:
-            costs[i] = example_cost(net.cost, z + last, a + last, Y + i * n_out, n_out)
+    b0 = i0
+    while b0 < i1:
+        rows = min(chunk, i1 - b0)
+        forward_block(net, params, X + b0 * n_in, n_in, rows, z, a)
+        for i in range(rows):
+            for k in range(n_out):
+                out[(b0 + i) * n_out + k] = a[i * ld + last + k]
+            if Y != NULL:
+                costs[b0 + i] = example_cost(net.cost, z + i * ld + last, a + i * ld + last,
+                                             Y + (b0 + i) * n_out, n_out)
+        b0 += rows
 
 
 def _check_params(Layout layout, Py_ssize_t size, str name):
@@ -342,16 +396,18 @@ def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:,
             int num_threads):
     """out[i] = a^L(X[i]); with Y given, costs[i] = C_x of example i.
 
-    Z and A are scratch, one row of ``layout.units`` per thread.
+    Z and A are scratch: each thread uses Z.shape[0] // num_threads rows of
+    ``layout.units``.
     """
     cdef LayoutC* net = &layout.c
     cdef Py_ssize_t n = X.shape[0]
     _check_params(layout, params.shape[0], "params")
     if X.shape[1] != net.sizes[0] or out.shape[0] != n or out.shape[1] != net.sizes[net.n_layers]:
         raise ValueError("X and out do not match the layout")
-    if num_threads < 1 or Z.shape[0] < num_threads or A.shape[0] < num_threads \
+    if num_threads < 1 or Z.shape[0] < num_threads or A.shape[0] != Z.shape[0] \
             or Z.shape[1] != net.units or A.shape[1] != net.units:
-        raise ValueError("scratch needs num_threads rows of layout.units")
+        raise ValueError("scratch needs at least num_threads rows of layout.units")
+    cdef Py_ssize_t chunk = Z.shape[0] // num_threads
     if (Y is None) != (costs is None):
         raise ValueError("Y and costs go together")
     if Y is not None and (Y.shape[0] != n or Y.shape[1] != net.sizes[net.n_layers]
@@ -367,7 +423,12 @@ def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:,
     cdef real* z = &Z[0, 0]
     cdef real* a = &A[0, 0]
     with nogil, parallel(num_threads=num_threads):
-        forward_rows(net, p, x, y, o, z, a, c, n)
+        forward_rows(net, p, x, y, o, z, a, chunk, c, n)
+
+
+def cpu_level():
+    """4: x86-64-v4 (AVX-512), 3: x86-64-v3 (AVX2 + FMA), 1: older x86-64, 0: other CPUs."""
+    return bp_cpu_level()
 
 
 def compiled_info():
@@ -378,4 +439,5 @@ def compiled_info():
         "openmp_reason": bp_openmp_reason.decode(),
         "compile_args": bp_compile_args.decode(),
         "compiler": bp_compiler.decode(),
+        "isa": bp_isa.decode(),
     }

@@ -11,7 +11,8 @@ import platform
 
 import numpy as np
 
-from . import _kernels
+from . import _dispatch
+from ._dispatch import kernels as _kernels
 from ._validation import check_int
 
 _num_threads: int | None = None
@@ -52,7 +53,9 @@ def build_info() -> dict:
 
     Keys: ``version``, ``openmp`` (bool), ``openmp_version`` (the ``_OPENMP``
     date, 0 without OpenMP), ``openmp_reason`` (what the build's probe found),
-    ``compile_args``, ``compiler``, ``num_threads`` (the default in use),
+    ``compile_args``, ``compiler``, ``kernels`` (the instruction-set variant in
+    use), ``kernels_available``, ``isa`` (what that variant was compiled for),
+    ``num_threads`` (the default in use),
     ``cores``, ``numpy``, ``python``, ``machine``.
     """
     from . import __version__
@@ -60,6 +63,8 @@ def build_info() -> dict:
     info = {"version": __version__}
     info.update(_kernels.compiled_info())
     info.update(
+        kernels=_dispatch.name,
+        kernels_available=_dispatch.available(),
         num_threads=get_num_threads() if info["openmp"] else 1,
         cores=_cores(),
         numpy=np.__version__,

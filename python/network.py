@@ -14,10 +14,13 @@ import zipfile
 
 import numpy as np
 
-from . import _kernels
+from ._dispatch import kernels as _kernels
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
+
+#: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
+_FORWARD_CHUNK = 64
 
 #: Version of the ``save`` file format; ``load`` reads this version and older.
 FORMAT_VERSION = 1
@@ -148,8 +151,9 @@ class Network(BaseNetwork):
         threads = self.num_threads
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         costs = None if Y is None else np.empty(X.shape[0])
-        _kernels.forward(self._layout, self._params, X, out, self._scratch(threads),
-                         self._scratch(threads), Y, costs, threads)
+        rows = threads * min(_FORWARD_CHUNK, -(-X.shape[0] // threads))
+        _kernels.forward(self._layout, self._params, X, out, self._scratch(rows),
+                         self._scratch(rows), Y, costs, threads)
         return out, costs
 
     def _forward(self, X):

@@ -1,0 +1,199 @@
+/* Register-tiled matrix products of the training step.
+ *
+ * Two shapes cover the three products of backpropagation:
+ *
+ *   bp_dot_*:   C[i][j] = sum_k A[i][k] W[j][k]          z = W a (rows of A and W both
+ *                                                         run along k)
+ *   bp_bcast_*: C[r][n] = sum_s a(r, s) B[s][n]          delta^(l-1) = delta^l W  and
+ *                                                         dC/dW = delta^T a^(l-1)
+ *
+ * Written once with GCC/Clang vector extensions and compiled several times with
+ * different -march flags (setup.py builds one extension module per instruction
+ * set; python/_dispatch.py picks one at import).  Each element of C is summed by
+ * one fixed sequence of operations, whatever tile, row block or thread computed
+ * it: dot keeps one partial sum per vector lane and combines the lanes in a fixed
+ * pairwise tree; bcast sums over s in order.  Tiles at the edges reuse a valid
+ * row or overlap the previous vector, recomputing identical values rather than
+ * branching into different arithmetic.  Hence results never depend on the
+ * thread count (they can differ between instruction sets: FMA rounds once).
+ */
+#ifndef BPCORE_GEMM_H
+#define BPCORE_GEMM_H
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#define BP_VBYTES 64
+#define BP_DOT_MR 4
+#define BP_DOT_NR 4
+#define BP_BC_MR 4
+#define BP_BC_NR 4
+#define BP_ISA "x86-64-v4 (AVX-512)"
+#elif defined(__AVX2__)
+#define BP_VBYTES 32
+#define BP_DOT_MR 3
+#define BP_DOT_NR 3
+#define BP_BC_MR 4
+#define BP_BC_NR 2
+#define BP_ISA "x86-64-v3 (AVX2, FMA)"
+#else
+#define BP_VBYTES 16
+#define BP_DOT_MR 3
+#define BP_DOT_NR 3
+#define BP_BC_MR 4
+#define BP_BC_NR 2
+#define BP_ISA "baseline"
+#endif
+
+static const char *bp_isa = BP_ISA;
+
+/* What this CPU runs: 4 = x86-64-v4 (AVX-512 F/BW/DQ/VL), 3 = x86-64-v3 (AVX2 + FMA),
+ * 1 = other x86-64, 0 = not x86-64 or not known to this compiler. */
+static inline int bp_cpu_level(void) {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return 1;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    return 3;
+#else
+    return 0;
+#endif
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define BP_UNROLL _Pragma("GCC unroll 16")
+
+#define BP_DEFINE_GEMM(T, SUF)                                                          \
+typedef T bp_v##SUF __attribute__((vector_size(BP_VBYTES)));                            \
+enum { BP_W##SUF = BP_VBYTES / sizeof(T) };                                             \
+                                                                                        \
+static inline bp_v##SUF bp_load_##SUF(const T *p) {                                     \
+    bp_v##SUF v; memcpy(&v, p, sizeof v); return v;                                     \
+}                                                                                       \
+static inline void bp_store_##SUF(T *p, bp_v##SUF v) { memcpy(p, &v, sizeof v); }       \
+                                                                                        \
+/* Sum of the lanes, in a fixed pairwise tree. */                                       \
+static inline T bp_hsum_##SUF(bp_v##SUF v) {                                            \
+    T lanes[BP_W##SUF];                                                                 \
+    memcpy(lanes, &v, sizeof v);                                                        \
+    BP_UNROLL for (int w = BP_W##SUF / 2; w >= 1; w /= 2)                               \
+        BP_UNROLL for (int l = 0; l < w; l++) lanes[l] += lanes[l + w];                 \
+    return lanes[0];                                                                    \
+}                                                                                       \
+                                                                                        \
+/* One MR x NR tile of C = A W^T; rows/cols beyond m/n repeat the last valid one. */   \
+static inline void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, ptrdiff_t m,\
+                                     const T *W, ptrdiff_t ldw, ptrdiff_t j, ptrdiff_t n,\
+                                     ptrdiff_t K, T *C, ptrdiff_t ldc) {                \
+    const T *a[BP_DOT_MR], *w[BP_DOT_NR];                                               \
+    bp_v##SUF acc[BP_DOT_MR][BP_DOT_NR];                                                \
+    ptrdiff_t k, kv = K - K % BP_W##SUF;                                                \
+    BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++)                                       \
+        a[r] = A + (i + r < m ? i + r : m - 1) * lda;                                   \
+    BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++)                                       \
+        w[c] = W + (j + c < n ? j + c : n - 1) * ldw;                                   \
+    BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++)                                       \
+        BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] = (bp_v##SUF){0};       \
+    for (k = 0; k < kv; k += BP_W##SUF) {                                               \
+        bp_v##SUF av[BP_DOT_MR], wv[BP_DOT_NR];                                         \
+        BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++) av[r] = bp_load_##SUF(a[r] + k);  \
+        BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) wv[c] = bp_load_##SUF(w[c] + k);  \
+        BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++)                                   \
+            BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] += av[r] * wv[c];   \
+    }                                                                                   \
+    BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++) {                                     \
+        if (i + r >= m) break;                                                          \
+        BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) {                                 \
+            if (j + c >= n) break;                                                      \
+            T s = bp_hsum_##SUF(acc[r][c]);                                             \
+            for (k = kv; k < K; k++) s += a[r][k] * w[c][k];                            \
+            C[(i + r) * ldc + j + c] = s;                                               \
+        }                                                                               \
+    }                                                                                   \
+}                                                                                       \
+                                                                                        \
+/* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n. */                                 \
+static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
+                         ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
+    for (ptrdiff_t j = 0; j < n; j += BP_DOT_NR)                                        \
+        for (ptrdiff_t i = 0; i < m; i += BP_DOT_MR)                                    \
+            bp_dot_tile_##SUF(A, lda, i, m, W, ldw, j, n, K, C, ldc);                   \
+}                                                                                       \
+                                                                                        \
+/* C[r][n] = sum_{s<S} a[r*ars + s*ass] B[s*ldb + n] for r < R, n < N. */               \
+static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,            \
+                           ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \
+                           T *C, ptrdiff_t ldc) {                                       \
+    const ptrdiff_t step = BP_W##SUF * BP_BC_NR;                                         \
+    if (N < BP_W##SUF) {  /* narrower than one vector: plain loops, same order */       \
+        for (ptrdiff_t r = 0; r < R; r++)                                               \
+            for (ptrdiff_t n = 0; n < N; n++) {                                         \
+                T s_ = 0;                                                               \
+                for (ptrdiff_t s = 0; s < S; s++) s_ += a[r * ars + s * ass] * B[s * ldb + n]; \
+                C[r * ldc + n] = s_;                                                    \
+            }                                                                           \
+        return;                                                                         \
+    }                                                                                   \
+    for (ptrdiff_t n0 = 0; n0 < N; n0 += step) {                                        \
+        ptrdiff_t col[BP_BC_NR];                                                        \
+        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
+            ptrdiff_t at = n0 + c * BP_W##SUF;                                          \
+            col[c] = at + BP_W##SUF <= N ? at : N - BP_W##SUF;  /* overlap, not pad */  \
+        }                                                                               \
+        for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_BC_MR) {                                \
+            const T *ar[BP_BC_MR];                                                      \
+            bp_v##SUF acc[BP_BC_MR][BP_BC_NR];                                          \
+            BP_UNROLL for (int r = 0; r < BP_BC_MR; r++)                                \
+                ar[r] = a + (r0 + r < R ? r0 + r : R - 1) * ars;                        \
+            BP_UNROLL for (int r = 0; r < BP_BC_MR; r++)                                \
+                BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] = (bp_v##SUF){0};\
+            for (ptrdiff_t s = 0; s < S; s++) {                                         \
+                bp_v##SUF bv[BP_BC_NR];                                                 \
+                const T *Bs = B + s * ldb;                                              \
+                BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bv[c] = bp_load_##SUF(Bs + col[c]); \
+                BP_UNROLL for (int r = 0; r < BP_BC_MR; r++) {                          \
+                    T as = ar[r][s * ass];                                              \
+                    BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] += as * bv[c];\
+                }                                                                       \
+            }                                                                           \
+            BP_UNROLL for (int r = 0; r < BP_BC_MR; r++) {                              \
+                if (r0 + r >= R) break;                                                 \
+                BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                            \
+                    bp_store_##SUF(C + (r0 + r) * ldc + col[c], acc[r][c]);             \
+            }                                                                           \
+        }                                                                               \
+    }                                                                                   \
+}
+
+#else  /* no vector extensions (MSVC): the same sums as plain loops */
+
+#define BP_DEFINE_GEMM(T, SUF)                                                          \
+static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
+                         ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
+    for (ptrdiff_t i = 0; i < m; i++)                                                   \
+        for (ptrdiff_t j = 0; j < n; j++) {                                             \
+            T s = 0;                                                                    \
+            for (ptrdiff_t k = 0; k < K; k++) s += A[i * lda + k] * W[j * ldw + k];     \
+            C[i * ldc + j] = s;                                                         \
+        }                                                                               \
+}                                                                                       \
+static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,            \
+                           ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \
+                           T *C, ptrdiff_t ldc) {                                       \
+    for (ptrdiff_t r = 0; r < R; r++)                                                   \
+        for (ptrdiff_t n = 0; n < N; n++) {                                             \
+            T s_ = 0;                                                                   \
+            for (ptrdiff_t s = 0; s < S; s++) s_ += a[r * ars + s * ass] * B[s * ldb + n]; \
+            C[r * ldc + n] = s_;                                                        \
+        }                                                                               \
+}
+#endif
+
+BP_DEFINE_GEMM(float, f)
+BP_DEFINE_GEMM(double, d)
+
+#endif
