@@ -1,0 +1,69 @@
+"""Every instruction-set build of the kernels gives the reference's numbers.
+
+``bpcore.Network`` uses the variant ``bpcore._dispatch`` picked for this CPU;
+here each variant that was built and that this CPU runs is swapped in turn, so
+the baseline and AVX2 paths are tested on an AVX-512 machine too.
+"""
+import numpy as np
+import pytest
+
+import bpcore
+import bpcore.network
+from bpcore import _dispatch
+from bpcore.reference import Network as Reference
+
+VARIANTS = _dispatch.available()
+
+# Shapes chosen to hit every edge of the tiles in _gemm.h: widths below, at and
+# above one vector (4/8/16 lanes), not multiples of the tile, batches smaller
+# than the thread count and not multiples of the row tile.
+CASES = [
+    ([3, 1, 2], ["tanh", "sigmoid"], "quadratic", 5, 2),
+    ([17, 9, 33, 4], ["relu", "leaky_relu", "softmax"], "log_likelihood", 7, 3),
+    ([40, 24, 5], ["sigmoid", "sigmoid"], "cross_entropy", 13, 4),
+    ([8, 16, 16, 3], ["identity", "tanh", "identity"], "squared_error", 11, 1),
+]
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request, monkeypatch):
+    monkeypatch.setattr(bpcore.network, "_kernels", _dispatch.load(request.param))
+    return request.param
+
+
+def test_this_cpu_has_a_variant():
+    assert "baseline" in VARIANTS
+    assert _dispatch.name in VARIANTS
+
+
+@pytest.mark.parametrize("sizes, acts, cost, batch, threads", CASES)
+def test_variant_matches_reference(variant, sizes, acts, cost, batch, threads):
+    rng = np.random.default_rng(len(sizes) * 100 + batch)
+    X = rng.standard_normal((29, sizes[0]))
+    Y = rng.integers(0, sizes[-1], 29) if cost == "log_likelihood" else rng.random((29, sizes[-1]))
+    net = bpcore.Network(sizes, acts, cost, seed=3, num_threads=threads)
+    ref = Reference(sizes, acts, cost, seed=3)
+    # Same bound as test_gradients: summation order differs, each sum has at most
+    # ~40 terms, so the difference stays within a few hundred ulps of the scale.
+    for got, want in zip(sum(net.backprop(X, Y), []), sum(ref.backprop(X, Y), [])):
+        assert np.max(np.abs(got - want)) <= 1e-12 * max(1.0, np.max(np.abs(want)))
+    np.testing.assert_allclose(net.feedforward(X), ref.feedforward(X), rtol=1e-12, atol=1e-14)
+    net.fit(X, Y, 3, batch, 0.05, l2=0.1, momentum=0.5, seed=1)
+    ref.fit(X, Y, 3, batch, 0.05, l2=0.1, momentum=0.5, seed=1)
+    for got, want in zip(net.weights + net.biases, ref.weights + ref.biases):
+        assert np.max(np.abs(got - want)) <= 1e-10
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes, acts, cost, batch, _", CASES)
+def test_variant_is_thread_count_independent(variant, dtype, sizes, acts, cost, batch, _):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((37, sizes[0]))
+    Y = rng.integers(0, sizes[-1], 37) if cost == "log_likelihood" else rng.random((37, sizes[-1]))
+    trained = []
+    for threads in (1, 2, 3, 7):
+        net = bpcore.Network(sizes, acts, cost, dtype=dtype, seed=5, num_threads=threads)
+        net.fit(X, Y, 2, batch, 0.1, momentum=0.9, seed=2)
+        trained.append(np.concatenate([p.ravel() for p in net.weights + net.biases]))
+    for other in trained[1:]:
+        assert np.array_equal(trained[0], other)
