@@ -3,7 +3,7 @@
 
 Everything here works on one example's contiguous vectors (a layer's z, a, delta)
 and is ``noexcept nogil``; the kernels in ``_kernels.pyx`` call it from inside
-their OpenMP regions.  ``real`` is float or double; each function is compiled
+their OpenMP regions.  The matrix products live in ``_gemm.h``.  ``real`` is float or double; each function is compiled
 once per type.  Names of the codes match ``python/_config.py``.
 """
 from libc.math cimport exp, expf, tanh, tanhf, log, logf, log1p, fabs
@@ -39,38 +39,6 @@ cdef inline real exp_(real x) noexcept nogil:
         return expf(x)
     else:
         return exp(x)
-
-
-cdef inline real dot(const real* x, const real* y, Py_ssize_t n) noexcept nogil:
-    """sum_k x[k] y[k], eight partial sums combined in a fixed order.
-
-    The order is fixed by the source, not by the vector width the compiler
-    picks, so a result never depends on the thread that computed it.
-    """
-    cdef real s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
-    cdef Py_ssize_t k = 0
-    while k + 8 <= n:
-        s0 += x[k] * y[k]
-        s1 += x[k + 1] * y[k + 1]
-        s2 += x[k + 2] * y[k + 2]
-        s3 += x[k + 3] * y[k + 3]
-        s4 += x[k + 4] * y[k + 4]
-        s5 += x[k + 5] * y[k + 5]
-        s6 += x[k + 6] * y[k + 6]
-        s7 += x[k + 7] * y[k + 7]
-        k += 8
-    s0 = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    while k < n:
-        s0 += x[k] * y[k]
-        k += 1
-    return s0
-
-
-cdef inline void axpy(real alpha, const real* x, real* y, Py_ssize_t n) noexcept nogil:
-    """y += alpha x."""
-    cdef Py_ssize_t k
-    for k in range(n):
-        y[k] += alpha * x[k]
 
 
 cdef inline void activate(int act, const real* z, real* a, Py_ssize_t n) noexcept nogil:
