@@ -38,6 +38,12 @@ cdef extern from "_omp.h" nogil:
     int bp_thread_num()
     int bp_team_size()
     void bp_barrier()
+    double bp_seconds()
+
+cdef extern from "Python.h":
+    # Declared without an exception value: a KeyboardInterrupt it sets stays
+    # pending until train() returns to Python (see raise_pending).
+    int check_signals "PyErr_CheckSignals" ()
     const char* bp_compile_args
     const char* bp_openmp_reason
     const char* bp_compiler
@@ -76,6 +82,8 @@ cdef struct Data:
     void* A
     void* D
     double* costs             # cost of the example at each position, or NULL
+    double next_poll          # bp_seconds() after which thread 0 checks for signals
+    bint interrupted          # set by thread 0 when a signal handler raised
 
 
 cdef struct Sgd:
@@ -264,9 +272,23 @@ cdef void update_rows(const LayoutC* net, real* params, const real* grads, real*
                <real>sgd.lr, 0, <real>sgd.momentum, with_momentum)
 
 
+#: How often a training epoch checks for Ctrl-C and other signals.
+cdef double POLL_SECONDS = 0.05
+
+
+cdef int raise_pending() except -1:
+    """Make the caller propagate the exception a signal handler left pending."""
+    return -1
+
+
 cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* velocity,
-                          const Data* data, const Sgd* sgd) noexcept nogil:
-    """What each thread of the team runs: all mini-batches of one epoch (or one gradient)."""
+                          Data* data, const Sgd* sgd) noexcept nogil:
+    """What each thread of the team runs: all mini-batches of one epoch (or one gradient).
+
+    Every ``POLL_SECONDS`` thread 0 takes the GIL during phase 2 to run
+    pending signal handlers; if one raised (Ctrl-C), every thread stops after
+    that mini-batch's step, which the barrier that ends it has completed.
+    """
     cdef int tid = bp_thread_num(), nt = bp_team_size()
     cdef Py_ssize_t start, m, i, i0, i1, j0, j1, l, row
     cdef Py_ssize_t L = net.n_layers, n_in = net.sizes[0], n_out = net.sizes[L]
@@ -295,12 +317,18 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
                            Z + row, A + row, D + row)
         bp_barrier()
         # 2. per row of W: gradient and SGD step
+        if tid == 0 and bp_seconds() >= data.next_poll:
+            with gil:
+                data.interrupted = check_signals() != 0
+            data.next_poll = bp_seconds() + POLL_SECONDS
         for l in range(1, L + 1):
             split(net.sizes[l], tid, nt, &j0, &j1)
             gradient_rows(net, A, D, grads, m, l, j0, j1)
             if sgd.update:
                 update_rows(net, params, grads, velocity, sgd, l, j0, j1)
         bp_barrier()
+        if data.interrupted:
+            break
         start += m
 
 
@@ -348,7 +376,10 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     v = momentum v - lr (dC/dp + decay p) (decay on weights only).  ``grads``
     holds the mean gradient of the last mini-batch; ``costs[i]`` the cost of
     the example at position i, computed with the parameters before its step.
-    The caller checks the arguments; this re-checks only what would corrupt memory.
+    A signal handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch
+    within ~50 ms, after a completed mini-batch step, and its exception
+    propagates.  The caller checks the arguments; this re-checks only what
+    would corrupt memory.
     """
     cdef LayoutC* net = &layout.c
     cdef Py_ssize_t n = X.shape[0]
@@ -379,6 +410,8 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     data.A = &A[0, 0]
     data.D = &D[0, 0]
     data.costs = NULL if costs is None else &costs[0]
+    data.next_poll = bp_seconds() + POLL_SECONDS
+    data.interrupted = False
     cdef Sgd sgd
     sgd.update = update
     sgd.lr = lr
@@ -389,6 +422,8 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     cdef real* v = &velocity[0]
     with nogil, parallel(num_threads=num_threads):
         run_minibatches(net, p, g, v, &data, &sgd)
+    if data.interrupted:
+        raise_pending()
 
 
 def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:, ::1] out,

@@ -8,6 +8,8 @@
 #ifndef BPCORE_OMP_H
 #define BPCORE_OMP_H
 
+#include <time.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 static inline int bp_openmp_enabled(void) { return 1; }
@@ -24,6 +26,13 @@ static inline int bp_thread_num(void) { return 0; }
 static inline int bp_team_size(void) { return 1; }
 static inline void bp_barrier(void) {}
 #endif
+
+/* Wall-clock seconds from an arbitrary origin. */
+static inline double bp_seconds(void) {
+    struct timespec t;
+    timespec_get(&t, TIME_UTC);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 #ifndef BPCORE_COMPILE_ARGS
 #define BPCORE_COMPILE_ARGS "unknown"

@@ -155,7 +155,10 @@ class BaseNetwork:
         fixes the shuffling; without it the network's own generator (from the
         constructor's ``seed``) is used.  If the parameters become NaN or
         infinite, the network is restored to its state before that epoch and
-        :class:`DivergenceError` is raised.  ``callback(epoch, history)``, if
+        :class:`DivergenceError` is raised.  Ctrl-C (``KeyboardInterrupt``)
+        stops training within about 50 ms; the network is then restored to its
+        state after the last completed epoch, and the exception carries the
+        history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far.
         """
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
@@ -172,10 +175,14 @@ class BaseNetwork:
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             before = [a.copy() for a in self._state_arrays()]
-            costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
+            try:
+                costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
+            except KeyboardInterrupt as exc:
+                self._restore(before)
+                exc.history = history
+                raise
             if not all(np.isfinite(a).all() for a in self._state_arrays()):
-                for array, saved in zip(self._state_arrays(), before):
-                    array[...] = saved
+                self._restore(before)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch}: the parameters became NaN or "
                     f"infinite with lr={lr}; the network was restored to its state before "
@@ -192,6 +199,10 @@ class BaseNetwork:
             if callback is not None:
                 callback(epoch, history)
         return history
+
+    def _restore(self, saved: list[np.ndarray]) -> None:
+        for array, value in zip(self._state_arrays(), saved):
+            array[...] = value
 
     @staticmethod
     def _epoch_line(history: History, epoch: int, epochs: int, n: int) -> str:
