@@ -62,9 +62,12 @@ def as_inputs(X, arch: Architecture, name: str = "X") -> tuple[np.ndarray, bool]
             f"{name} must have {n_in} columns (sizes[0]), got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=arch.dtype)
-    _check_finite(name, arr if arr.dtype.kind == "f" else out)
-    _check_finite(name, out)  # float64 -> float32 can overflow to inf
+    _check_finite(name, arr)
+    with np.errstate(over="ignore"):  # float64 -> float32 can overflow: checked next
+        out = np.ascontiguousarray(arr, dtype=arch.dtype)
+    if arr.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ValueError(f"{name} has values beyond the range of {arch.dtype.name} (infinite "
+                         "after conversion)")
     return out, single
 
 
@@ -120,8 +123,12 @@ def as_targets(Y, n: int, arch: Architecture, name: str = "Y") -> np.ndarray:
             f"{name} must have shape ({n}, {n_out}) or be {n} integer labels, got shape {arr.shape}")
     if arr.shape[0] != n:
         raise ValueError(f"{name} must have one row per example of X ({n}), got {arr.shape[0]}")
-    out = np.ascontiguousarray(arr, dtype=arch.dtype)
-    _check_finite(name, out)
+    _check_finite(name, arr)
+    with np.errstate(over="ignore"):  # float64 -> float32 can overflow: checked next
+        out = np.ascontiguousarray(arr, dtype=arch.dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} has values beyond the range of {arch.dtype.name} (infinite "
+                         "after conversion)")
     if arch.cost == "cross_entropy" and ((out < 0).any() or (out > 1).any()):
         raise ValueError(f"{name} must lie in [0, 1] for cost 'cross_entropy'")
     if arch.cost == "log_likelihood":

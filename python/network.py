@@ -120,8 +120,12 @@ class Network(BaseNetwork):
             value = np.asarray(value)
             if value.shape != view.shape:
                 raise ValueError(f"{name}[{l - 1}] must have shape {view.shape}, got {value.shape}")
-            if value.dtype.kind not in "biuf" or not np.isfinite(value).all():
-                raise ValueError(f"{name}[{l - 1}] must be finite real numbers")
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"{name}[{l - 1}] must be real numbers, got dtype {value.dtype}")
+            with np.errstate(over="ignore"):  # overflow is reported just below
+                value = value.astype(self.dtype)
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name}[{l - 1}] must be finite in {self.dtype.name}")
             arrays.append(value)
         for view, value in zip(views, arrays):
             view[...] = value
@@ -218,10 +222,14 @@ class Network(BaseNetwork):
         """
         path = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                if not isinstance(archive, np.lib.npyio.NpzFile):
-                    raise ValueError("it holds a single .npy array, not an .npz archive")
+            archive = np.load(path, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single .npy array, not an .npz archive")
+            with archive:
                 contents = {name: archive[name] for name in archive.files}
+            for name, value in contents.items():
+                if not isinstance(value, np.ndarray):
+                    raise ValueError(f"member {name!r} is not a .npy array")
         except FileNotFoundError:
             raise
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
@@ -261,19 +269,23 @@ class Network(BaseNetwork):
         if set(contents) != expected:
             extra, lacking = set(contents) - expected, expected - set(contents)
             raise bad(f"arrays {sorted(lacking)} missing, {sorted(extra)} unexpected")
-        net = cls(arch.sizes, arch.activations, arch.cost, arch.dtype, seed=0,
-                  num_threads=num_threads)
+        # Every array is checked before the network is built, so a small file
+        # that claims huge sizes fails here instead of allocating them.
         for l in range(1, L + 1):
-            for name, view in ((f"w{l}", net._weights[l - 1]), (f"b{l}", net._biases[l - 1])):
+            shapes = {f"w{l}": (arch.sizes[l], arch.sizes[l - 1]), f"b{l}": (arch.sizes[l],)}
+            for name, shape in shapes.items():
                 value = contents[name]
-                if value.shape != view.shape:
+                if value.shape != shape:
                     raise bad(f"{name} has shape {value.shape}, sizes {list(arch.sizes)} need "
-                              f"{view.shape}")
+                              f"{shape}")
                 if value.dtype != arch.dtype:
                     raise bad(f"{name} has dtype {value.dtype}, the file says {arch.dtype.name}")
                 if not np.isfinite(value).all():
                     raise bad(f"{name} contains NaN or infinite values")
-                view[...] = value
+        net = cls(arch.sizes, arch.activations, arch.cost, arch.dtype, seed=0,
+                  num_threads=num_threads)
+        net.weights = [contents[f"w{l}"] for l in range(1, L + 1)]
+        net.biases = [contents[f"b{l}"] for l in range(1, L + 1)]
         return net
 
 

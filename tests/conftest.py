@@ -1,0 +1,69 @@
+"""Shared fixtures and helpers of bpcore's test suite."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# ``python -m pytest`` run from the repository root puts the root on sys.path,
+# where the Cython source folder ``bpcore/`` (no __init__.py) would be imported
+# as an empty namespace package instead of the installed ``bpcore``.  Drop the
+# root from the path (and such a namespace package, if something imported it).
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT]
+if getattr(sys.modules.get("bpcore"), "__file__", "") is None:
+    del sys.modules["bpcore"]
+# The test modules import the helpers below with ``from conftest import ...``;
+# make that work under any ``--import-mode``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bpcore  # noqa: E402
+
+# Hypothesis: no per-example deadline (the first call of a kernel, a busy CI
+# machine or the pure-Python reference can be slow), and a bounded number of
+# examples by default; individual tests lower it further where needed.
+settings.register_profile(
+    "bpcore", deadline=None, max_examples=60, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.load_profile("bpcore")
+
+#: Where the real MNIST files live: ``shared/data/mnist`` beside the repository
+#: checkout (the repository is cloned next to ``shared/`` in CI).
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+#: Valid (output activation, cost) pairs.
+OUTPUT_PAIRS = (
+    [(act, "quadratic") for act in ("identity", "sigmoid", "tanh", "relu", "leaky_relu")]
+    + [(act, "squared_error") for act in ("identity", "sigmoid", "tanh", "relu", "leaky_relu")]
+    + [("sigmoid", "cross_entropy"), ("softmax", "log_likelihood")]
+)
+#: Activations allowed in hidden layers.
+HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+
+
+@pytest.fixture
+def restore_num_threads():
+    """Put the global default thread count back as it was after the test."""
+    saved = bpcore._threads._num_threads
+    yield
+    bpcore._threads._num_threads = saved
+
+
+def make_targets(rng: np.random.Generator, cost: str, n: int, n_out: int) -> np.ndarray:
+    """Targets that ``cost`` accepts: any reals, values in [0, 1], or probability rows."""
+    if cost == "cross_entropy":
+        return rng.uniform(0.0, 1.0, size=(n, n_out))
+    if cost == "log_likelihood":
+        # Dirichlet rows: non-negative and summing to 1 up to one rounding per entry,
+        # far inside the sqrt(eps) the library allows.
+        return rng.dirichlet(np.ones(n_out), size=n)
+    return rng.normal(0.0, 1.0, size=(n, n_out))
+
+
+def params_of(net) -> list[np.ndarray]:
+    """Copies of all parameters of a core or reference network: W^1..W^L, b^1..b^L."""
+    return [np.array(w, copy=True) for w in net.weights] + [np.array(b, copy=True)
+                                                             for b in net.biases]
