@@ -17,6 +17,7 @@ except PackageNotFoundError:  # pragma: no cover - running from an unbuilt tree
 
 from ._threads import build_info, get_num_threads, set_num_threads
 from .network import DivergenceError, History, Network
+from .gradcheck import check_gradients, GradientCheck
 
 __all__ = ["Network", "History", "DivergenceError", "build_info", "get_num_threads",
-           "set_num_threads", "__version__"]
+           "set_num_threads", "__version__", "check_gradients", "GradientCheck"]

@@ -159,7 +159,8 @@ class BaseNetwork:
         stops training within about 50 ms; the network is then restored to its
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
-        given, is called after each epoch (1-based) with the history so far.
+        given, is called after each epoch (1-based) with the history so far;
+        returning ``True`` stops training there (early stopping).
         """
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
                                                               momentum)
@@ -196,8 +197,8 @@ class BaseNetwork:
                     float(np.mean(self._classify(self._forward(Xv)) == labels)))
             if verbose:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
-            if callback is not None:
-                callback(epoch, history)
+            if callback is not None and callback(epoch, history) is True:
+                break
         return history
 
     def _restore(self, saved: list[np.ndarray]) -> None:

@@ -19,6 +19,11 @@ from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
 
+#: Work per mini-batch step below which a network without an explicit
+#: ``num_threads`` runs on one thread: about the cost of the two barriers a step
+#: needs on a second thread (a few microseconds).
+_MIN_PARALLEL_FLOP = 200_000
+
 #: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
 _FORWARD_CHUNK = 64
 
@@ -49,7 +54,9 @@ class Network(BaseNetwork):
     seed : int, optional
         Seeds initialisation and (unless ``fit`` gets its own) shuffling.
     num_threads : int, optional
-        OpenMP threads for this network; default :func:`bpcore.get_num_threads`.
+        OpenMP threads for this network.  Default: up to
+        :func:`bpcore.get_num_threads`, but one thread for mini-batches too small
+        to pay for the synchronisation of a second (under ~200k FLOP per step).
 
     Examples
     --------
@@ -151,8 +158,15 @@ class Network(BaseNetwork):
     def _scratch(self, rows: int) -> np.ndarray:
         return np.empty((rows, self._layout.units), dtype=self.dtype)
 
+    def _threads_for(self, rows: int) -> int:
+        """Threads for a pass over mini-batches of ``rows`` examples."""
+        if self._num_threads is not None or self.num_threads == 1:
+            return self.num_threads
+        flop = 6 * rows * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return self.num_threads if flop >= _MIN_PARALLEL_FLOP else 1
+
     def _forward_call(self, X, Y=None):
-        threads = self.num_threads
+        threads = self._threads_for(X.shape[0])
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         costs = None if Y is None else np.empty(X.shape[0])
         rows = threads * min(_FORWARD_CHUNK, -(-X.shape[0] // threads))
@@ -171,7 +185,7 @@ class Network(BaseNetwork):
         grads = np.empty_like(self._params)
         _kernels.train(self._layout, self._params, grads, self._velocity, X, Y, None, n,
                        0.0, 0.0, 0.0, self._scratch(n), self._scratch(n), self._scratch(n),
-                       None, self.num_threads, update=False)
+                       None, self._threads_for(n), update=False)
         return self._views(grads, "b"), self._views(grads, "w")
 
     def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
@@ -179,8 +193,17 @@ class Network(BaseNetwork):
         costs = np.empty(X.shape[0])
         _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y, order,
                        batch_size, lr, decay, momentum, self._scratch(rows), self._scratch(rows),
-                       self._scratch(rows), costs, self.num_threads)
+                       self._scratch(rows), costs, self._threads_for(rows))
         return costs
+
+    # -- pickling ------------------------------------------------------------------
+    def __reduce__(self):
+        """Pickle by value: architecture, parameters, thread setting and shuffle state."""
+        state = {"weights": [w.copy() for w in self._weights],
+                 "biases": [b.copy() for b in self._biases],
+                 "shuffle_state": self._shuffle_rng.bit_generator.state}
+        return (_unpickle, (type(self), self.sizes, self.activations, self.cost_name,
+                            self.dtype.name, self.init, self._num_threads, state))
 
     # -- files ---------------------------------------------------------------------
     def save(self, path) -> None:
@@ -287,6 +310,14 @@ class Network(BaseNetwork):
         net.weights = [contents[f"w{l}"] for l in range(1, L + 1)]
         net.biases = [contents[f"b{l}"] for l in range(1, L + 1)]
         return net
+
+
+def _unpickle(cls, sizes, activations, cost, dtype, init, num_threads, state):
+    net = cls(sizes, activations, cost, dtype, init=init, seed=0, num_threads=num_threads)
+    net.weights = state["weights"]
+    net.biases = state["biases"]
+    net._shuffle_rng.bit_generator.state = state["shuffle_state"]
+    return net
 
 
 __all__ = ["Network", "History", "DivergenceError", "FORMAT_VERSION"]
