@@ -37,6 +37,7 @@ cdef extern from "_omp.h" nogil:
     int bp_openmp_version()
     int bp_thread_num()
     int bp_team_size()
+    int bp_max_threads()
     void bp_barrier()
     double bp_seconds()
 
@@ -459,6 +460,11 @@ def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:,
     cdef real* a = &A[0, 0]
     with nogil, parallel(num_threads=num_threads):
         forward_rows(net, p, x, y, o, z, a, chunk, c, n)
+
+
+def max_threads():
+    """omp_get_max_threads() of the calling thread (1 without OpenMP)."""
+    return bp_max_threads()
 
 
 def cpu_level():

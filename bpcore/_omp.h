@@ -16,6 +16,7 @@ static inline int bp_openmp_enabled(void) { return 1; }
 static inline int bp_openmp_version(void) { return _OPENMP; }
 static inline int bp_thread_num(void) { return omp_get_thread_num(); }
 static inline int bp_team_size(void) { return omp_get_num_threads(); }
+static inline int bp_max_threads(void) { return omp_get_max_threads(); }
 static inline void bp_barrier(void) {
     _Pragma("omp barrier")
 }
@@ -24,6 +25,7 @@ static inline int bp_openmp_enabled(void) { return 0; }
 static inline int bp_openmp_version(void) { return 0; }
 static inline int bp_thread_num(void) { return 0; }
 static inline int bp_team_size(void) { return 1; }
+static inline int bp_max_threads(void) { return 1; }
 static inline void bp_barrier(void) {}
 #endif
 

@@ -1,8 +1,11 @@
 """How many threads the kernels use, and what the build can do.
 
-The default is ``OMP_NUM_THREADS`` when set, else every core this process may
-run on; :func:`set_num_threads` changes it for every network that was not given
-its own ``num_threads``.
+The default is what the OpenMP runtime offers this thread
+(``omp_get_max_threads``): ``OMP_NUM_THREADS`` when set, else every core this
+process may run on, and lowered by ``threadpoolctl.threadpool_limits`` or inside
+a caller's own parallel region, so bpcore never oversubscribes the cores
+behind the caller's back.  :func:`set_num_threads` overrides it for every
+network that was not given its own ``num_threads``.
 """
 from __future__ import annotations
 
@@ -25,20 +28,13 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _default_num_threads() -> int:
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) >= 1:
-        return int(env)
-    return _cores()
-
-
 def get_num_threads() -> int:
     """Threads used by networks created without ``num_threads``."""
-    return _num_threads if _num_threads is not None else _default_num_threads()
+    return _num_threads if _num_threads is not None else _kernels.max_threads()
 
 
 def set_num_threads(n: int | None) -> None:
-    """Set the default thread count (``None`` restores OMP_NUM_THREADS / all cores)."""
+    """Set the default thread count (``None`` restores the OpenMP runtime's)."""
     global _num_threads
     _num_threads = None if n is None else check_int("n", n, 1)
 

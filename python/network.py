@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import zipfile
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -73,6 +75,7 @@ class Network(BaseNetwork):
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None, num_threads=None):
         self._num_threads = check_num_threads(num_threads)
+        self._busy = threading.RLock()
         super().__init__(sizes, activations, cost, dtype, init, seed)
 
     def _allocate(self, biases, weights):
@@ -158,6 +161,30 @@ class Network(BaseNetwork):
     def _scratch(self, rows: int) -> np.ndarray:
         return np.empty((rows, self._layout.units), dtype=self.dtype)
 
+    @contextmanager
+    def _exclusive(self):
+        """Hold the network for a call; refuse one from another thread meanwhile.
+
+        The kernels run without the GIL, so two Python threads could otherwise
+        run ``fit`` and ``feedforward`` on the same parameters at once.  The lock
+        is reentrant: a ``fit`` callback may use the network it is called from.
+        """
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                "this Network is in use by another thread (fit, feedforward, backprop or "
+                "cost are running); share a network between threads only under your own "
+                "lock, or give each thread its own network")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def fit(self, X, Y, epochs, batch_size, lr, **options) -> History:
+        with self._exclusive():
+            return super().fit(X, Y, epochs, batch_size, lr, **options)
+
+    fit.__doc__ = BaseNetwork.fit.__doc__
+
     def _threads_for(self, rows: int) -> int:
         """Threads for a pass over mini-batches of ``rows`` examples."""
         if self._num_threads is not None or self.num_threads == 1:
@@ -170,8 +197,9 @@ class Network(BaseNetwork):
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         costs = None if Y is None else np.empty(X.shape[0])
         rows = threads * min(_FORWARD_CHUNK, -(-X.shape[0] // threads))
-        _kernels.forward(self._layout, self._params, X, out, self._scratch(rows),
-                         self._scratch(rows), Y, costs, threads)
+        with self._exclusive():
+            _kernels.forward(self._layout, self._params, X, out, self._scratch(rows),
+                             self._scratch(rows), Y, costs, threads)
         return out, costs
 
     def _forward(self, X):
@@ -183,17 +211,20 @@ class Network(BaseNetwork):
     def _gradient(self, X, Y):
         n = X.shape[0]
         grads = np.empty_like(self._params)
-        _kernels.train(self._layout, self._params, grads, self._velocity, X, Y, None, n,
-                       0.0, 0.0, 0.0, self._scratch(n), self._scratch(n), self._scratch(n),
-                       None, self._threads_for(n), update=False)
+        with self._exclusive():
+            _kernels.train(self._layout, self._params, grads, self._velocity, X, Y, None, n,
+                           0.0, 0.0, 0.0, self._scratch(n), self._scratch(n), self._scratch(n),
+                           None, self._threads_for(n), update=False)
         return self._views(grads, "b"), self._views(grads, "w")
 
     def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
         rows = min(batch_size, X.shape[0])
         costs = np.empty(X.shape[0])
-        _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y, order,
-                       batch_size, lr, decay, momentum, self._scratch(rows), self._scratch(rows),
-                       self._scratch(rows), costs, self._threads_for(rows))
+        with self._exclusive():
+            _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y,
+                           order, batch_size, lr, decay, momentum, self._scratch(rows),
+                           self._scratch(rows), self._scratch(rows), costs,
+                           self._threads_for(rows))
         return costs
 
     # -- pickling ------------------------------------------------------------------
