@@ -1,23 +1,44 @@
-"""The ``bpcore`` command: ``train`` fits Nielsen's MNIST network, ``info`` shows the build.
+"""The ``bpcore`` command: train, evaluate, predict, info, gradcheck, bench.
 
-Run as ``bpcore ...`` or ``python -m bpcore ...``; :func:`main` is the entry point.
+Run as ``bpcore ...`` or ``python -m bpcore ...``; :func:`main` is the entry
+point.  matplotlib is imported only when a plot is asked for (``--plot``).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
+import warnings
+from pathlib import Path
 
-from . import DivergenceError, Network, __version__, build_info
+import numpy as np
+from tqdm import tqdm
+
+from . import DivergenceError, History, Network, __version__, build_info
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
 from ._validation import check_fit_args
-from .datasets import load_mnist, load_mnist_subset
+from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
+
+_DATA_HELP = ("the data: 'subset' (the first MNIST images, shipped with bpcore), 'mnist' or "
+              "'fashion-mnist' (the full sets, looked for in $BPCORE_DATA/<name> and in the "
+              "download cache, and downloaded into the cache if in neither), or a directory "
+              "holding the four MNIST IDX files, looked in first (default: %(default)s)")
 
 _TRAIN_EPILOG = """\
-example: Nielsen's chapter 1 network on the full MNIST set (about 95% test accuracy)
-  python -m bpcore train --data ~/mnist --sizes 784,30,10 --epochs 30 --lr 3.0
+examples:
+  bpcore train --epochs 1                      # 784-30-10 on the shipped subset, seconds
+  bpcore train --data mnist --epochs 30 --lr 3.0 --save net.npz --plot curves.png
+                                               # Nielsen's chapter 1 network, ~95% accuracy
+  bpcore train --data mnist --sizes 784,100,10 --cost cross_entropy --init scaled_gaussian \\
+      --lr 0.5 --l2 5 --validation-split 0.1 --early-stopping 5
 
---data DIR names a directory holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
-t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzipped or not)."""
+Progress: on a terminal, a bar advances once per epoch (its unit is epochs: an
+epoch runs as one call into the compiled core) and shows the training cost,
+the validation accuracy and samples/s of the last epoch; otherwise one line is
+printed per epoch.  Without --validation-split the per-epoch figures are those
+of the test set.  Ctrl-C stops training, still writes --save and --plot with
+the network as it is (after its last completed epoch), and exits with status 130."""
 
 
 class _UsageError(Exception):
@@ -29,6 +50,10 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise _UsageError(self.format_usage(), message)
+
+
+class _StopTraining(Exception):
+    """Raised by the epoch callback to end ``fit`` early (early stopping)."""
 
 
 def _int_list(text: str) -> list[int]:
@@ -43,27 +68,40 @@ def _build_parser() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
+    threads = _Parser(add_help=False)
+    threads.add_argument("--threads", type=int, metavar="N",
+                         help="OpenMP threads (default: OMP_NUM_THREADS, else all cores)")
+    data = _Parser(add_help=False)
+    data.add_argument("--data", default="subset", metavar="SOURCE", help=_DATA_HELP)
+    network = _Parser(add_help=False)
+    network.add_argument("--activations", default="sigmoid", metavar="NAME[,NAME...]",
+                         help="one activation for every layer, or one per layer, from "
+                              f"{', '.join(ACTIVATIONS)} (default: %(default)s)")
+    network.add_argument("--cost", default="quadratic", choices=COSTS, metavar="NAME",
+                         help=f"{', '.join(COSTS)} (default: %(default)s)")
+    network.add_argument("--dtype", default="float64", choices=DTYPES, metavar="NAME",
+                         help=f"{', '.join(DTYPES)} (default: %(default)s)")
 
-    parser = _Parser(prog="bpcore", description="Train fully-connected networks on MNIST "
-                                                "with bpcore, or show how it was built.")
+    parser = _Parser(prog="bpcore", description="Train fully-connected networks on MNIST with "
+                                                "bpcore, use them, and check the build.",
+                     epilog="'bpcore COMMAND --help' shows a command's options and examples.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser(
-        "train", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_TRAIN_EPILOG, help="train a network on MNIST and report its test accuracy",
-        description="Train a fully-connected network on MNIST by mini-batch SGD, then print\n"
-                    "the training cost, test cost and test accuracy of every epoch.")
-    train.add_argument("--data", metavar="DIR",
-                       help="directory with the full MNIST set (default: the subset shipped "
-                            "with bpcore, the first images of the MNIST files)")
+    def command(name, run, parents, help, description, epilog):
+        sub = commands.add_parser(name, parents=[common, *parents], help=help,
+                                  description=description, epilog=epilog,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(run=run)
+        return sub
+
+    train = command(
+        "train", _train, [data, network, threads],
+        "train a network on MNIST and report its test accuracy",
+        "Train a fully-connected network by mini-batch SGD, report each epoch, then the\n"
+        "accuracy on the test set.", _TRAIN_EPILOG)
     train.add_argument("--sizes", type=_int_list, default="784,30,10", metavar="N,N,...",
                        help="neurons per layer, inputs first: 784 in, 10 out "
                             "(default: %(default)s)")
-    train.add_argument("--activations", default="sigmoid", metavar="NAME[,NAME...]",
-                       help="one activation for every layer, or one per layer, from "
-                            f"{', '.join(ACTIVATIONS)} (default: %(default)s)")
-    train.add_argument("--cost", default="quadratic", choices=COSTS, metavar="NAME",
-                       help=f"{', '.join(COSTS)} (default: %(default)s)")
     train.add_argument("--init", default="gaussian", choices=INITS, metavar="NAME",
                        help=f"initial parameters: {', '.join(INITS)} (default: %(default)s, "
                             "all N(0, 1) as in network.py)")
@@ -76,67 +114,463 @@ def _build_parser() -> _Parser:
                        help="L2 regularisation strength lambda (default: %(default)s)")
     train.add_argument("--momentum", type=float, default=0.0, metavar="MU",
                        help="momentum coefficient in [0, 1) (default: %(default)s)")
-    train.add_argument("--dtype", default="float64", choices=DTYPES, metavar="NAME",
-                       help=f"{', '.join(DTYPES)} (default: %(default)s)")
-    train.add_argument("--threads", type=int, metavar="N",
-                       help="OpenMP threads (default: OMP_NUM_THREADS, else all cores)")
     train.add_argument("--seed", type=int, default=0, metavar="N",
-                       help="seeds the initial parameters and the shuffling (default: %(default)s)")
-    train.set_defaults(run=_train)
+                       help="seeds the initial parameters, the shuffling and the validation "
+                            "split (default: %(default)s)")
+    train.add_argument("--validation-split", type=float, metavar="FRACTION",
+                       help="hold out this fraction of the training set, drawn at random, to "
+                            "validate on after each epoch (the test set is still evaluated "
+                            "at the end)")
+    train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                       help="stop when the validation accuracy has not improved for PATIENCE "
+                            "epochs and keep the parameters of the best epoch (needs "
+                            "--validation-split)")
+    train.add_argument("--save", metavar="PATH", help="write the trained network to PATH (.npz)")
+    train.add_argument("--plot", metavar="PATH",
+                       help="draw the cost and accuracy per epoch to PATH (.png; needs "
+                            "matplotlib: pip install \"bpcore[plot]\")")
+    train.add_argument("--quiet", action="store_true",
+                       help="print only the final test accuracy")
 
-    info = commands.add_parser("info", parents=[common], help="show how bpcore was built",
-                               description="Print bpcore.build_info() as 'key: value' lines.")
-    info.set_defaults(run=_info)
+    evaluate = command(
+        "evaluate", _evaluate, [data, threads],
+        "accuracy, cost and confusion matrix of a saved model",
+        "Evaluate a model written by 'bpcore train --save' on a test set: accuracy, mean\n"
+        "cost and the 10x10 confusion matrix (rows: true class, columns: predicted).",
+        "example:\n  bpcore evaluate net.npz --data mnist")
+    evaluate.add_argument("model", metavar="MODEL", help="model file (.npz)")
+
+    predict = command(
+        "predict", _predict, [threads], "classify the examples of a .npy or .csv file",
+        "Feed each row of INPUT (one example per row: 784 pixels in [0, 1] for MNIST;\n"
+        ".npy of shape (n, 784) or (n, 28, 28), or comma-separated .csv) through a model\n"
+        "and write the predicted class of each, one per line.",
+        "examples:\n  bpcore predict net.npz digits.npy                 # labels to stdout\n"
+        "  bpcore predict net.npz digits.csv --out labels.npy\n"
+        "  bpcore predict net.npz digits.npy --proba --out activations.csv")
+    predict.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    predict.add_argument("input", metavar="INPUT", help="examples, .npy or .csv")
+    predict.add_argument("--out", metavar="PATH",
+                         help="write to PATH instead of stdout: a .npy array if PATH ends in "
+                              ".npy, else text (.csv: comma-separated)")
+    predict.add_argument("--proba", action="store_true",
+                         help="write the output activations a^L (one row per example) instead "
+                              "of class labels")
+
+    info = command(
+        "info", _info, [], "show how bpcore was built and how it runs here",
+        "Show the version, whether OpenMP is on and why, the default thread count, the\n"
+        "compile arguments, the compiler and the NumPy version.",
+        "examples:\n  bpcore info\n  bpcore info --json          # bpcore.build_info() as JSON")
+    info.add_argument("--json", action="store_true", help="print bpcore.build_info() as JSON")
+
+    gradcheck = command(
+        "gradcheck", _gradcheck, [network], "check backpropagation against finite differences",
+        "Build a random network and random data, and compare every backpropagated\n"
+        "derivative with a central difference of the cost (bpcore.check_gradients).\n"
+        "Prints the largest relative error per layer; exits 0 if all are within the\n"
+        "tolerance of the dtype, 1 otherwise.",
+        "example:\n  bpcore gradcheck --sizes 5,8,3 --activations tanh,softmax "
+        "--cost log_likelihood --dtype float32")
+    gradcheck.add_argument("--sizes", type=_int_list, default="4,5,3", metavar="N,N,...",
+                           help="neurons per layer, inputs first (default: %(default)s)")
+    gradcheck.add_argument("--examples", type=int, default=10, metavar="N",
+                           help="random examples the cost is averaged over (default: "
+                                "%(default)s)")
+    gradcheck.add_argument("--seed", type=int, default=0, metavar="N",
+                           help="seeds the network and the data (default: %(default)s)")
+
+    bench = command(
+        "bench", _bench, [], "measure bpcore's training throughput on synthetic data",
+        "Time one epoch of training (median of 3, after a warm-up epoch) for the\n"
+        "benchmark configs on synthetic data, at each thread count; print samples/s.\n"
+        "N1: 784-30-10 sigmoid, quadratic cost, batch 10 (Nielsen's network.py);\n"
+        "M: 784-256-128-10 relu/softmax, log-likelihood cost, batch 64.\n"
+        "The comparison with NumPy and PyTorch is benchmarks/compare.py in bpcore's\n"
+        "source repository.",
+        "examples:\n  bpcore bench\n  bpcore bench --configs M-f32 --threads 1,2,4 "
+        "--plot bench.png")
+    bench.add_argument("--configs", default=",".join(_BENCH_CONFIGS), metavar="NAME,...",
+                       help="configs to run (default: %(default)s)")
+    bench.add_argument("--threads", type=_int_list, metavar="N,N,...",
+                       help="thread counts (default: 1 and the default thread count)")
+    bench.add_argument("--samples", type=int, default=2000, metavar="N",
+                       help="training examples per epoch (default: %(default)s)")
+    bench.add_argument("--plot", metavar="PATH", help="draw the samples/s as bars to PATH (.png)")
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
-    sizes = args.sizes
-    if sizes[0] != 784 or sizes[-1] != 10:
-        raise ValueError("--sizes must start with 784 (the 28x28 pixels) and end with 10 "
-                         f"(the digits) for MNIST, got {','.join(map(str, sizes))}")
-    names = args.activations.split(",")
-    net = Network(sizes, activations=names[0] if len(names) == 1 else names, cost=args.cost,
-                  dtype=args.dtype, init=args.init, seed=args.seed, num_threads=args.threads)
-    check_fit_args(args.epochs, args.batch_size, args.lr, args.l2, args.momentum)
+# -- helpers shared by the commands ---------------------------------------------------------
+def _load_data(source: str):
+    """``(train, test, description)`` for a --data SOURCE."""
+    if source == "subset":
+        return *load_mnist_subset(), "the MNIST subset shipped with bpcore"
+    if source == "mnist":
+        return *load_mnist(), "MNIST"
+    if source == "fashion-mnist":
+        return *load_fashion_mnist(), "Fashion-MNIST"
+    return *load_mnist(source), "MNIST"
 
-    if args.data is None:
-        (X, y), (X_test, y_test) = load_mnist_subset()
-        source = "the MNIST subset shipped with bpcore"
-    else:
-        (X, y), (X_test, y_test) = load_mnist(args.data)
-        source = f"MNIST from {args.data}"
-    threads = (f"{net.num_threads} thread(s)" if build_info()["openmp"]
-               else "1 thread (built without OpenMP)")
-    print(f"bpcore {__version__}: {source} ({len(X):,} train, {len(X_test):,} test); "
-          f"sizes {','.join(map(str, sizes))}, {args.activations}, {args.cost} cost; "
-          f"{net.dtype.name}, {threads}", flush=True)
 
-    def report(epoch, history):
+def _check_output_path(option: str, path: str | None) -> None:
+    """Fail before any work if the directory of an output file does not exist."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise FileNotFoundError(f"{option} {path}: directory {Path(path).resolve().parent} "
+                                "does not exist")
+
+
+def _plot_module():
+    """bpcore.plot, imported now: a missing matplotlib is reported before any work."""
+    try:
+        from . import plot
+    except ImportError as exc:
+        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): "
+                          "pip install \"bpcore[plot]\"") from None
+    return plot
+
+
+def _describe(net: Network) -> str:
+    acts = net.activations
+    act = acts[0] if len(set(acts)) == 1 else ",".join(acts)
+    return (f"{'-'.join(map(str, net.sizes))}, {act}, {net.cost_name} cost, "
+            f"{net.dtype.name}")
+
+
+def _check_mnist_shape(net: Network, what: str) -> None:
+    if net.sizes[0] != 784 or net.sizes[-1] != 10:
+        raise ValueError(f"{what} must have 784 inputs (the 28x28 pixels) and 10 outputs (the "
+                         f"classes) for MNIST, got sizes {','.join(map(str, net.sizes))}")
+
+
+# -- train ------------------------------------------------------------------------------------
+class _Progress:
+    """The fit callback: reports each epoch, and stops early when asked to.
+
+    Reports with a tqdm bar (unit: epochs) when stdout is a terminal, else one
+    line per epoch.  With ``patience``, it remembers the parameters of the
+    epoch with the best validation accuracy and raises :class:`_StopTraining`
+    once ``patience`` epochs have passed without improvement.
+    """
+
+    def __init__(self, net: Network, epochs: int, n_train: int, label: str, quiet: bool,
+                 patience: int | None):
+        self.net, self.epochs, self.n_train, self.label = net, epochs, n_train, label
+        self.patience = patience
+        self.history = History()  # until fit hands over its own, live one
+        self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
+        self.bar = None
+        self.lines = not quiet
+        if not quiet and sys.stdout.isatty():
+            self.bar = tqdm(total=epochs, unit="epoch", file=sys.stdout, desc="training",
+                            dynamic_ncols=True)
+            self.lines = False
+
+    def __call__(self, epoch: int, history: History) -> None:
+        self.history = history
         seconds = history.seconds[-1]
-        print(f"epoch {epoch}/{args.epochs}  train cost {history.train_cost[-1]:.4f}  "
-              f"test cost {history.val_cost[-1]:.4f}  test accuracy "
-              f"{history.val_accuracy[-1]:.4f}  {seconds:.2f} s  "
-              f"({len(X) / seconds:,.0f} samples/s)", flush=True)
+        speed = self.n_train / max(seconds, 1e-9)
+        cost, val_cost, accuracy = (history.train_cost[-1], history.val_cost[-1],
+                                    history.val_accuracy[-1])
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"train cost {cost:.4f}, {self.label} accuracy "
+                                     f"{accuracy:.4f}, {speed:,.0f} samples/s", refresh=False)
+            self.bar.update(1)
+        elif self.lines:
+            print(f"epoch {epoch}/{self.epochs}  train cost {cost:.4f}  {self.label} cost "
+                  f"{val_cost:.4f}  {self.label} accuracy {accuracy:.4f}  {seconds:.2f} s  "
+                  f"({speed:,.0f} samples/s)", flush=True)
+        if self.patience is None:
+            return
+        if accuracy > self.best[0]:
+            self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
+        elif epoch - self.best[1] >= self.patience:
+            raise _StopTraining
 
-    net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2, momentum=args.momentum,
-            validation_data=(X_test, y_test), callback=report)
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained so far (also one whose report an interruption cut short)."""
+        return len(self.history.train_cost)
+
+    def restore_best(self) -> None:
+        """Put the parameters of the best epoch back into the network."""
+        params = self.best[2]
+        L = self.net.n_layers
+        self.net.weights, self.net.biases = params[:L], params[L:]
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    """What can be checked before the network is built and the data read."""
+    if args.sizes[0] != 784 or args.sizes[-1] != 10:
+        raise ValueError("--sizes must start with 784 (the 28x28 pixels) and end with 10 "
+                         f"(the classes) for MNIST, got {','.join(map(str, args.sizes))}")
+    check_fit_args(args.epochs, args.batch_size, args.lr, args.l2, args.momentum)
+    if args.validation_split is not None and not 0 < args.validation_split < 1:
+        raise ValueError("--validation-split must be a fraction in (0, 1), got "
+                         f"{args.validation_split}")
+    if args.early_stopping is not None:
+        if args.early_stopping < 1:
+            raise ValueError(f"--early-stopping must be >= 1 epoch, got {args.early_stopping}")
+        if args.validation_split is None:
+            raise ValueError("--early-stopping needs --validation-split: stopping on the test "
+                             "set would tune the model to it")
+    _check_output_path("--save", args.save)
+    _check_output_path("--plot", args.plot)
+
+
+def _hold_out(X, y, fraction: float, seed: int):
+    """``(X_train, y_train, X_val, y_val)``: a random ``fraction`` of the rows held out."""
+    n_val = round(fraction * len(X))
+    if not 1 <= n_val < len(X):
+        raise ValueError(f"--validation-split {fraction} of {len(X)} training examples leaves "
+                         f"{n_val} for validation and {len(X) - n_val} for training; both need "
+                         "at least 1")
+    order = np.random.default_rng(seed).permutation(len(X))
+    val, train = order[:n_val], order[n_val:]
+    return X[train], y[train], X[val], y[val]
+
+
+def _train(args: argparse.Namespace) -> int:
+    _check_train_args(args)
+    names = args.activations.split(",")
+    net = Network(args.sizes, activations=names[0] if len(names) == 1 else names,
+                  cost=args.cost, dtype=args.dtype, init=args.init, seed=args.seed,
+                  num_threads=args.threads)
+    plot = _plot_module() if args.plot else None
+
+    (X, y), (X_test, y_test), source = _load_data(args.data)
+    if args.validation_split is None:
+        X_val, y_val, label = X_test, y_test, "test"
+    else:
+        X, y, X_val, y_val = _hold_out(X, y, args.validation_split, args.seed)
+        label = "validation"
+    if not args.quiet:
+        held_out = "" if args.validation_split is None else f", {len(X_val):,} validation"
+        threads = (f"{net.num_threads} thread(s)" if build_info()["openmp"]
+                   else "1 thread (built without OpenMP)")
+        print(f"bpcore {__version__}: {source} ({len(X):,} train{held_out}, {len(X_test):,} "
+              f"test); sizes {','.join(map(str, args.sizes))}, {args.activations}, "
+              f"{args.cost} cost; {net.dtype.name}, {threads}", flush=True)
+
+    progress = _Progress(net, args.epochs, len(X), label, args.quiet, args.early_stopping)
+    stopped = interrupted = False
+    try:
+        net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
+                momentum=args.momentum, validation_data=(X_val, y_val), callback=progress)
+    except _StopTraining:
+        stopped = True
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+
+    if stopped:
+        progress.restore_best()
+    saved = []
+    if args.save:
+        net.save(args.save)
+        saved.append(f"saved model to {args.save}")
+    if plot is not None:
+        plot.plot_history(progress.history, args.plot, validation_label=label)
+        saved.append(f"saved training curves to {args.plot}")
+    if interrupted:
+        print("; ".join([f"bpcore: interrupted after epoch {progress.epochs_done}", *saved]),
+              file=sys.stderr, flush=True)
+        return 130
+    if stopped and not args.quiet:
+        accuracy, best_epoch, _ = progress.best
+        print(f"early stopping after epoch {progress.epochs_done}: validation accuracy has not "
+              f"improved for {args.early_stopping} epoch(s); keeping epoch {best_epoch} "
+              f"(validation accuracy {accuracy:.4f})")
     print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
+    if not args.quiet:
+        for line in saved:
+            print(line)
     return 0
 
 
+# -- evaluate, predict --------------------------------------------------------------------
+def _evaluate(args: argparse.Namespace) -> int:
+    net = Network.load(args.model, num_threads=args.threads)
+    _check_mnist_shape(net, f"model {args.model}")
+    _, (X, y), source = _load_data(args.data)
+    predicted = np.argmax(net.feedforward(X), axis=1)
+    correct = int(np.sum(predicted == y))
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (y, predicted), 1)
+    print(f"{args.model} ({_describe(net)}) on the test set of {source}")
+    print(f"accuracy: {correct / len(y):.4f} ({correct:,} of {len(y):,})")
+    print(f"cost: {net.cost(X, y):.4f} (mean {net.cost_name} cost)")
+    print("confusion matrix (rows: true class, columns: predicted class):")
+    width = max(6, len(f"{confusion.max():,}") + 2)
+    print("true\\pred" + "".join(f"{j:>{width}}" for j in range(10)))
+    for i, row in enumerate(confusion):
+        print(f"{i:>9}" + "".join(f"{count:>{width},}" for count in row))
+    return 0
+
+
+def _read_examples(path: str, n_inputs: int) -> np.ndarray:
+    """INPUT of ``predict`` as an (n, n_inputs) array."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise ValueError(f"INPUT must be a .npy or a .csv file, got {path!r}")
+    try:
+        if suffix == ".npy":
+            X = np.load(path, allow_pickle=False)
+        else:
+            with warnings.catch_warnings():  # an empty file is reported below
+                warnings.simplefilter("ignore", UserWarning)
+                X = np.loadtxt(path, delimiter=",", ndmin=2)
+    except (ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: not a {suffix} file of numbers ({exc})") from None
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: expected numbers, got an array of dtype {X.dtype}")
+    if X.ndim == 1 and X.size == n_inputs:
+        X = X.reshape(1, n_inputs)
+    elif X.ndim == 3 and X.shape[1] * X.shape[2] == n_inputs:
+        X = X.reshape(len(X), n_inputs)
+    if X.ndim != 2 or X.shape[1] != n_inputs or len(X) == 0:
+        raise ValueError(f"{path}: expected one example of {n_inputs} values per row, got an "
+                         f"array of shape {X.shape}")
+    return X
+
+
+def _predict(args: argparse.Namespace) -> int:
+    net = Network.load(args.model, num_threads=args.threads)
+    out = net.feedforward(_read_examples(args.input, net.sizes[0]))
+    result = out if args.proba else net._classify(out)
+    fmt = "%.9g" if args.proba else "%d"
+    if args.out is None:
+        np.savetxt(sys.stdout, result, fmt=fmt, delimiter=",")
+        return 0
+    if Path(args.out).suffix.lower() == ".npy":
+        np.save(args.out, result.astype(np.int64) if not args.proba else result)
+    else:
+        np.savetxt(args.out, result, fmt=fmt, delimiter=",")
+    what = "output activations" if args.proba else "predicted labels"
+    print(f"wrote the {what} of {len(result):,} example(s) to {args.out}")
+    return 0
+
+
+# -- info, gradcheck -----------------------------------------------------------------------
 def _info(args: argparse.Namespace) -> int:
-    for key, value in build_info().items():
-        print(f"{key}: {value}")
+    info = build_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if info["openmp"]:
+        openmp = f"on (OpenMP {info['openmp_version']}; {info['openmp_reason']})"
+        threads = (f"{info['num_threads']} by default (OMP_NUM_THREADS, else all "
+                   f"{info['cores']} usable cores; --threads overrides)")
+    else:
+        openmp = f"off ({info['openmp_reason']})"
+        threads = "1 (built without OpenMP)"
+    rows = [("OpenMP", openmp), ("threads", threads), ("compile args", info["compile_args"]),
+            ("compiler", info["compiler"]), ("NumPy", info["numpy"]),
+            ("Python", f"{info['python']} on {info['machine']}")]
+    print(f"bpcore {info['version']}")
+    for key, value in rows:
+        print(f"{key + ':':<14}{value}")
+    return 0
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck import check_gradients
+
+    names = args.activations.split(",")
+    net = Network(args.sizes, activations=names[0] if len(names) == 1 else names,
+                  cost=args.cost, dtype=args.dtype, seed=args.seed)
+    if args.examples < 1:
+        raise ValueError(f"--examples must be >= 1, got {args.examples}")
+    rng = np.random.default_rng(args.seed)
+    n_out = net.sizes[-1]
+    X = rng.standard_normal((args.examples, net.sizes[0]))
+    if args.cost == "log_likelihood":
+        Y = rng.integers(0, n_out, size=args.examples)  # one-hot encoded by the network
+    elif args.cost == "cross_entropy":
+        Y = rng.uniform(0, 1, size=(args.examples, n_out))
+    else:
+        Y = rng.standard_normal((args.examples, n_out))
+    result = check_gradients(net, X, Y)
+    print(f"gradient check of {_describe(net)} on {args.examples} random examples "
+          f"(seed {args.seed})")
+    print(result)
+    return 0 if result.ok else 1
+
+
+# -- bench --------------------------------------------------------------------------------
+#: The configs of benchmarks/configs.py: sizes, activations, cost, batch size, dtype, lr.
+_BENCH_CONFIGS = {
+    "N1-f64": ((784, 30, 10), "sigmoid", "quadratic", 10, "float64", 3.0),
+    "N1-f32": ((784, 30, 10), "sigmoid", "quadratic", 10, "float32", 3.0),
+    "M-f32": ((784, 256, 128, 10), ("relu", "relu", "softmax"), "log_likelihood", 64,
+              "float32", 0.1),
+}
+_TIMED_EPOCHS = 3
+
+
+def _bench_data(sizes, dtype, n: int):
+    """X uniform in [0, 1]; one-hot labels from a fixed random linear map of X."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n, sizes[0]))
+    labels = np.argmax((X - 0.5) @ rng.standard_normal((sizes[0], sizes[-1])), axis=1)
+    return X.astype(dtype), np.eye(sizes[-1], dtype=dtype)[labels]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    configs = args.configs.split(",")
+    unknown = [name for name in configs if name not in _BENCH_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown config(s) {unknown}; choose from {list(_BENCH_CONFIGS)}")
+    info = build_info()
+    threads = args.threads or sorted({1, info["num_threads"]})
+    if min(threads) < 1:
+        raise ValueError(f"--threads must all be >= 1, got {threads}")
+    if not info["openmp"]:
+        threads = [1]  # a serial build runs on one thread whatever it is told
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    _check_output_path("--plot", args.plot)
+    plot = _plot_module() if args.plot else None
+
+    print(f"bpcore {info['version']}: OpenMP {'on' if info['openmp'] else 'off'}, compile args "
+          f"{info['compile_args']}; {args.samples:,} synthetic examples per epoch, median of "
+          f"{_TIMED_EPOCHS} epochs after a warm-up", flush=True)
+    print(f"{'config':<8}{'threads':>9}{'samples/s':>14}")
+    rows = []
+    for name in configs:
+        sizes, activations, cost, batch_size, dtype, lr = _BENCH_CONFIGS[name]
+        X, Y = _bench_data(sizes, dtype, args.samples)
+        for t in threads:
+            net = Network(sizes, activations, cost, dtype, seed=0, num_threads=t)
+            seconds = [net.fit(X, Y, 1, batch_size, lr, shuffle=False).seconds[0]
+                       for _ in range(_TIMED_EPOCHS + 1)][1:]
+            speed = args.samples / statistics.median(seconds)
+            rows.append({"config": name, "implementation": "bpcore", "threads": net.num_threads,
+                         "samples_per_s": speed})
+            print(f"{name:<8}{net.num_threads:>9}{speed:>14,.0f}", flush=True)
+    compare = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+    if compare.is_file():
+        print(f"bpcore against NumPy and PyTorch: python {compare}")
+    else:
+        print("bpcore against NumPy and PyTorch: benchmarks/compare.py in bpcore's source "
+              "repository (not installed with the package)")
+    if plot is not None:
+        plot.plot_benchmark(rows, args.plot)
+        print(f"saved the chart to {args.plot}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
-    Bad arguments print ``bpcore: error: <message>`` to stderr and give 2; a
-    training run that diverges gives 1, one interrupted by Ctrl-C 130.  With
-    ``--debug`` errors propagate, with their traceback.
+    Errors print one line ``bpcore: error: <message>`` to stderr and give 2; a
+    training run that diverges, or a gradient check that fails, gives 1; one
+    interrupted by Ctrl-C 130.  With ``--debug`` errors propagate, with their
+    traceback.
     """
     parser = _build_parser()
     try:
@@ -147,11 +581,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, DivergenceError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, DivergenceError) as exc:
         if args.debug:
             raise
         print(f"bpcore: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, DivergenceError) else 2
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         print("bpcore: interrupted", file=sys.stderr)
         return 130

@@ -1,25 +1,55 @@
-"""bpcore.datasets: the IDX reader, the MNIST loaders and the shipped subset."""
+"""bpcore.datasets: the IDX reader, the loaders' search and download, the subset, the pickle.
+
+No test touches the network: every test runs with the download cache in a
+temporary directory and ``urlopen`` replaced, by default with one that fails
+the test; the download tests serve copies of the real files instead.
+"""
 from __future__ import annotations
 
 import gzip
+import hashlib
+import http.client
 import importlib.util
+import io
+import pickle
 import struct
+import urllib.error
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 import pytest
 from conftest import MNIST_DIR
 
-from bpcore.datasets import MNIST_FILES, load_mnist, load_mnist_subset, read_idx
+from bpcore import datasets
+from bpcore.datasets import (FASHION_MNIST_MD5, MNIST_FILES, MNIST_SHA256, load_fashion_mnist,
+                             load_mnist, load_mnist_pkl, load_mnist_subset, read_idx)
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET = files("bpcore") / "data" / "mnist-subset"  # as installed
 NAMES = [name for pair in MNIST_FILES.values() for name in pair]
+GZ = [name + ".gz" for name in NAMES]
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/")
 
 needs_mnist = pytest.mark.skipif(
     not all((MNIST_DIR / (name + ".gz")).is_file() for name in NAMES),
     reason=f"the real MNIST files are not in {MNIST_DIR}")
+
+
+def no_network(url, timeout=None):
+    pytest.fail(f"a test tried to download {url}")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """The download cache root, in tmp_path; no $BPCORE_DATA; no network."""
+    root = tmp_path / "user-cache"
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda appname: str(root / appname))
+    monkeypatch.delenv("BPCORE_DATA", raising=False)
+    monkeypatch.setattr(datasets, "urlopen", no_network)
+    return root / "bpcore"
 
 
 def idx_bytes(array: np.ndarray, code: int) -> bytes:
@@ -178,12 +208,15 @@ def test_subset_tool_reproduces_the_shipped_bytes(tmp_path):
 @pytest.fixture
 def subset_copy(tmp_path):
     """A directory holding the shipped subset under the standard MNIST names."""
-    for name in NAMES:
-        (tmp_path / (name + ".gz")).write_bytes((SUBSET / (name + ".gz")).read_bytes())
-    return tmp_path
+    directory = tmp_path / "subset"
+    directory.mkdir()
+    for name in GZ:
+        (directory / name).write_bytes((SUBSET / name).read_bytes())
+    return directory
 
 
 def assert_same_data(a, b):
+    assert len(a) == len(b)
     for (X_a, y_a), (X_b, y_b) in zip(a, b):
         np.testing.assert_array_equal(X_a, X_b)
         np.testing.assert_array_equal(y_a, y_b)
@@ -197,19 +230,33 @@ def test_load_mnist_accepts_uncompressed_files(subset_copy):
     assert_same_data(load_mnist(str(subset_copy)), load_mnist_subset())
 
 
-def test_load_mnist_names_the_missing_file(subset_copy):
+def test_subset_shapes_without_flatten_and_with_one_hot():
+    (X, y), _ = load_mnist_subset()
+    (X3, Y), _ = load_mnist_subset(flatten=False, one_hot=True)
+    assert X3.dtype == np.float32 and X3.shape == (len(X), 28, 28)
+    np.testing.assert_array_equal(X3.reshape(len(X), 784), X)
+    assert Y.dtype == np.float32 and Y.shape == (len(y), 10)
+    assert set(np.unique(Y).tolist()) == {0.0, 1.0}
+    np.testing.assert_array_equal(Y.sum(axis=1), 1)
+    np.testing.assert_array_equal(Y.argmax(axis=1), y)
+
+
+def test_missing_files_are_named_per_directory(subset_copy, cache):
     (subset_copy / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte.gz") as excinfo:
-        load_mnist(subset_copy)
+    with pytest.raises(FileNotFoundError) as excinfo:
+        load_mnist(subset_copy, download=False)
     message = str(excinfo.value)
-    assert str(subset_copy) in message and "train-images" not in message
+    assert f"{subset_copy} (path) lacks t10k-labels-idx1-ubyte.gz;" in message
+    assert f"{cache / 'mnist'} (download cache) does not exist" in message
+    assert "pass download=True" in message and "downloading" not in message
+    assert "Put " + ", ".join(GZ) in message
 
 
-def test_load_mnist_rejects_a_missing_directory_or_a_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_mnist(tmp_path / "nowhere")
+def test_a_file_as_path_is_rejected(tmp_path):
     with pytest.raises(NotADirectoryError, match="is not a directory"):
         load_mnist(write(tmp_path / "file", b""))
+    with pytest.raises(TypeError, match="path must be"):
+        load_mnist(42)
 
 
 def test_load_mnist_rejects_image_label_count_mismatch(subset_copy):
@@ -226,17 +273,238 @@ def test_load_mnist_rejects_non_image_files(subset_copy):
         load_mnist(subset_copy)
 
 
-def test_load_mnist_without_path_or_env_raises(monkeypatch):
-    monkeypatch.delenv("BPCORE_DATA", raising=False)
-    with pytest.raises(FileNotFoundError, match="BPCORE_DATA"):
+# -- where the files are looked for ------------------------------------------------------
+def tiny_mnist(directory: Path, n: int) -> Path:
+    """The four files with n examples each (all pixels n, all labels n) in directory."""
+    directory.mkdir(parents=True)
+    for images, labels in MNIST_FILES.values():
+        write(directory / (images + ".gz"), idx_bytes(np.full((n, 28, 28), n, np.uint8), 0x08),
+              compress=True)
+        write(directory / labels, idx_bytes(np.full(n, n, np.uint8), 0x08))
+    return directory
+
+
+def n_train(data) -> int:
+    return len(data[0][0])
+
+
+def test_search_order_is_path_then_bpcore_data_then_cache(tmp_path, cache, monkeypatch):
+    given = tiny_mnist(tmp_path / "given", 1)
+    tiny_mnist(tmp_path / "env" / "mnist", 2)
+    tiny_mnist(cache / "mnist", 3)
+    monkeypatch.setenv("BPCORE_DATA", str(tmp_path / "env"))
+    assert n_train(load_mnist(given)) == 1
+    (given / "t10k-labels-idx1-ubyte").unlink()  # incomplete: the search goes on
+    assert n_train(load_mnist(given)) == 2
+    assert n_train(load_mnist()) == 2
+    monkeypatch.delenv("BPCORE_DATA")
+    assert n_train(load_mnist(tmp_path / "nowhere")) == 3
+    assert n_train(load_mnist()) == 3
+    X, y = load_mnist()[0]
+    assert X.dtype == np.float32 and np.all(X == np.float32(3 / 255))
+    assert y.dtype == np.int64 and y.tolist() == [3, 3, 3]
+
+
+def test_fashion_mnist_has_its_own_folders(tmp_path, cache, monkeypatch):
+    tiny_mnist(tmp_path / "env" / "mnist", 2)
+    tiny_mnist(tmp_path / "env" / "fashion-mnist", 4)
+    monkeypatch.setenv("BPCORE_DATA", str(tmp_path / "env"))
+    assert n_train(load_fashion_mnist()) == 4
+    assert n_train(load_mnist()) == 2
+    monkeypatch.delenv("BPCORE_DATA")
+    with pytest.raises(FileNotFoundError, match=r"^Fashion-MNIST files not found: .*"
+                                                r"fashion-mnist \(download cache\)"):
+        load_fashion_mnist(download=False)
+
+
+# -- downloading -----------------------------------------------------------------------
+class Response(io.BytesIO):
+    """What urlopen returns, for bytes in memory; ``cut`` raises after the first chunk."""
+
+    def __init__(self, data: bytes, cut: BaseException | None = None):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(len(data))}
+        self.cut = cut
+
+    def read(self, size=-1):
+        if self.cut is not None and self.tell() > 0:
+            raise self.cut
+        return super().read(size)
+
+
+class Mirrors:
+    """Stands in for urlopen: serves ``routes`` (URL -> bytes or Response), records requests.
+
+    Any other URL fails as an unreachable host would.
+    """
+
+    def __init__(self, routes):
+        self.routes = routes
+        self.requests = []
+
+    def __call__(self, url, timeout=None):
+        assert timeout is not None and timeout > 0
+        self.requests.append(url)
+        if url not in self.routes:
+            raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+        body = self.routes[url]
+        return body if isinstance(body, Response) else Response(body)
+
+
+@pytest.fixture
+def real_files(tmp_path):
+    """name.gz -> bytes of a copy of the real MNIST files in tmp_path."""
+    if not all((MNIST_DIR / name).is_file() for name in GZ):
+        pytest.skip(f"the real MNIST files are not in {MNIST_DIR}")
+    copy = tmp_path / "mirror"
+    copy.mkdir()
+    for name in GZ:
+        (copy / name).write_bytes((MNIST_DIR / name).read_bytes())
+    return {name: (copy / name).read_bytes() for name in GZ}
+
+
+def cache_contents(cache: Path, folder="mnist") -> list[str]:
+    """Every file in the cache folder, hidden temporary files included."""
+    directory = cache / folder
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+@needs_mnist
+def test_the_recorded_sha256_are_those_of_the_real_files():
+    for name in GZ:
+        assert hashlib.sha256((MNIST_DIR / name).read_bytes()).hexdigest() == MNIST_SHA256[name]
+
+
+def test_download_verifies_caches_and_is_done_once(real_files, cache, monkeypatch):
+    second = Mirrors({MNIST_MIRRORS[1] + name: data for name, data in real_files.items()})
+    monkeypatch.setattr(datasets, "urlopen", second)
+    (X, y), (X_test, y_test) = load_mnist()
+    # The first mirror is down: each file is asked of it, then of the second.
+    assert second.requests == [mirror + name for name in GZ for mirror in MNIST_MIRRORS]
+    assert cache_contents(cache) == sorted(GZ)
+    for name, data in real_files.items():
+        assert (cache / "mnist" / name).read_bytes() == data
+    assert X.shape == (60000, 784) and X_test.shape == (10000, 784)
+    assert y[:5].tolist() == [5, 0, 4, 1, 9] and y_test[:5].tolist() == [7, 2, 1, 0, 4]
+
+    monkeypatch.setattr(datasets, "urlopen", no_network)
+    (X_again, _), _ = load_mnist()
+    np.testing.assert_array_equal(X_again, X)
+
+
+def test_only_missing_files_are_downloaded(real_files, cache, monkeypatch):
+    (cache / "mnist").mkdir(parents=True)
+    for name in GZ[:3]:
+        (cache / "mnist" / name).write_bytes(real_files[name])
+    mirrors = Mirrors({MNIST_MIRRORS[0] + name: data for name, data in real_files.items()})
+    monkeypatch.setattr(datasets, "urlopen", mirrors)
+    (_, y_test) = load_mnist()[1]
+    assert mirrors.requests == [MNIST_MIRRORS[0] + GZ[3]]
+    assert y_test[:3].tolist() == [7, 2, 1]
+
+
+def test_a_corrupt_download_is_rejected_and_not_kept(real_files, cache, monkeypatch):
+    corrupt = bytearray(real_files["train-labels-idx1-ubyte.gz"])
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    routes = {mirror + name: data for name, data in real_files.items() for mirror in MNIST_MIRRORS}
+    for mirror in MNIST_MIRRORS:
+        routes[mirror + "train-labels-idx1-ubyte.gz"] = bytes(corrupt)
+    monkeypatch.setattr(datasets, "urlopen", Mirrors(routes))
+    with pytest.raises(FileNotFoundError) as excinfo:
         load_mnist()
+    message = str(excinfo.value)
+    expected = MNIST_SHA256["train-labels-idx1-ubyte.gz"]
+    for mirror in MNIST_MIRRORS:
+        assert f"{mirror}train-labels-idx1-ubyte.gz: sha256 " in message
+    assert message.count(f"is not the expected {expected}") == 2
+    assert "lacks train-labels-idx1-ubyte.gz, t10k-images" in message
+    # The verified first file stays; nothing of the corrupt one, no temporary file.
+    assert cache_contents(cache) == ["train-images-idx3-ubyte.gz"]
 
 
-def test_load_mnist_reads_bpcore_data(monkeypatch, subset_copy):
-    monkeypatch.setenv("BPCORE_DATA", str(subset_copy))
-    assert_same_data(load_mnist(), load_mnist_subset())
+@pytest.mark.parametrize("cut", [http.client.IncompleteRead(b"x", 10),
+                                 ConnectionResetError(104, "Connection reset by peer"),
+                                 TimeoutError("The read operation timed out")],
+                         ids=["incomplete-read", "reset", "timeout"])
+def test_a_cut_transfer_leaves_no_partial_file(cache, monkeypatch, cut):
+    data = bytes(200_000)
+    monkeypatch.setattr(datasets, "urlopen", Mirrors(
+        {mirror + GZ[0]: Response(data, cut) for mirror in MNIST_MIRRORS}))
+    with pytest.raises(FileNotFoundError, match="downloading them failed: " + MNIST_MIRRORS[0]):
+        load_mnist()
+    assert cache_contents(cache) == []
 
 
-def test_load_mnist_rejects_a_non_path():
-    with pytest.raises(TypeError, match="path must be"):
-        load_mnist(42)
+def test_an_interrupted_download_leaves_no_partial_file(cache, monkeypatch):
+    monkeypatch.setattr(datasets, "urlopen", Mirrors(
+        {MNIST_MIRRORS[0] + GZ[0]: Response(bytes(200_000), KeyboardInterrupt())}))
+    with pytest.raises(KeyboardInterrupt):
+        load_mnist()
+    assert cache_contents(cache) == []
+
+
+def test_offline_error_names_files_directories_and_reasons(cache, monkeypatch):
+    mirrors = Mirrors({})
+    monkeypatch.setattr(datasets, "urlopen", mirrors)
+    with pytest.raises(FileNotFoundError) as excinfo:
+        load_mnist()
+    message = str(excinfo.value)
+    assert message.startswith(f"MNIST files not found: {cache / 'mnist'} (download cache) "
+                              "lacks " + ", ".join(GZ))
+    for mirror in MNIST_MIRRORS:
+        assert f"{mirror}{GZ[0]}: <urlopen error" in message
+    assert "Temporary failure in name resolution" in message
+    assert len(mirrors.requests) == 2  # gives up after the first file
+    assert cache_contents(cache) == []
+
+
+def test_fashion_mnist_download_is_checked_with_the_published_md5(subset_copy, cache,
+                                                                  monkeypatch):
+    served = {name: (subset_copy / name).read_bytes() for name in GZ}
+    fashion = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+    monkeypatch.setattr(datasets, "urlopen", Mirrors(
+        {fashion + name: data for name, data in served.items()}))
+    with pytest.raises(FileNotFoundError,
+                       match=f"md5 [0-9a-f]{{32}} is not the expected {FASHION_MNIST_MD5[GZ[0]]}"):
+        load_fashion_mnist()
+    # With the subset's own digests recorded, the same bytes are accepted.
+    for name, data in served.items():
+        monkeypatch.setitem(FASHION_MNIST_MD5, name, hashlib.md5(data).hexdigest())
+    assert_same_data(load_fashion_mnist(), load_mnist_subset())
+    assert cache_contents(cache, "fashion-mnist") == sorted(GZ)
+    assert cache_contents(cache, "mnist") == []
+
+
+# -- Nielsen's pickle ------------------------------------------------------------------
+@pytest.fixture
+def nielsen_pkl(tmp_path):
+    """A mnist.pkl.gz in Nielsen's layout, made from the head of the subset."""
+    (X, y), (X_test, y_test) = load_mnist_subset()
+    data = ((X[:300], y[:300]), (X[300:400], y[300:400]), (X_test[:100], y_test[:100]))
+    path = tmp_path / "mnist.pkl.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        pickle.dump(data, f, protocol=2)
+    return path, data
+
+
+def test_pickle_is_refused_without_allow_pickle(tmp_path):
+    # Refused before the file is opened: a missing file gives the same answer.
+    with pytest.raises(ValueError, match="executes code") as excinfo:
+        load_mnist_pkl(tmp_path / "absent.pkl.gz")
+    assert "allow_pickle=True" in str(excinfo.value) and "load_mnist()" in str(excinfo.value)
+
+
+def test_pickle_is_read_with_allow_pickle(nielsen_pkl):
+    path, data = nielsen_pkl
+    splits = load_mnist_pkl(path, allow_pickle=True)
+    assert_same_data(splits, data)
+    (X, Y), _, _ = load_mnist_pkl(path, allow_pickle=True, flatten=False, one_hot=True)
+    assert X.shape == (len(data[0][0]), 28, 28) and Y.shape == (len(data[0][0]), 10)
+
+
+def test_pickle_of_another_shape_is_rejected(tmp_path):
+    path = tmp_path / "other.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        pickle.dump(((np.zeros((3, 10), np.float32), np.zeros(3, np.int64)),) * 3, f)
+    with pytest.raises(ValueError, match=r"training images must be floats of shape \(n, 784\)"):
+        load_mnist_pkl(path, allow_pickle=True)

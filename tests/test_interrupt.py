@@ -46,8 +46,10 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child on Windows")
-def test_sigint_stops_fit_and_restores_last_epoch():
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+def test_sigint_stops_fit_and_restores_last_epoch(tmp_path):
+    # Run outside the checkout, whose bpcore/ source folder must not shadow the package.
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
+                             cwd=tmp_path)
     try:
         first = child.stdout.readline()
         assert first.startswith("epoch 1"), first
