@@ -52,10 +52,6 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.format_usage(), message)
 
 
-class _StopTraining(Exception):
-    """Raised by the epoch callback to end ``fit`` early (early stopping)."""
-
-
 def _int_list(text: str) -> list[int]:
     try:
         return [int(item) for item in text.split(",")]
@@ -248,8 +244,8 @@ class _Progress:
 
     Reports with a tqdm bar (unit: epochs) when stdout is a terminal, else one
     line per epoch.  With ``patience``, it remembers the parameters of the
-    epoch with the best validation accuracy and raises :class:`_StopTraining`
-    once ``patience`` epochs have passed without improvement.
+    epoch with the best validation accuracy and returns True (which stops
+    ``fit``) once ``patience`` epochs have passed without improvement.
     """
 
     def __init__(self, net: Network, epochs: int, n_train: int, label: str, quiet: bool,
@@ -258,6 +254,7 @@ class _Progress:
         self.patience = patience
         self.history = History()  # until fit hands over its own, live one
         self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
+        self.stopped = False
         self.bar = None
         self.lines = not quiet
         if not quiet and sys.stdout.isatty():
@@ -265,7 +262,7 @@ class _Progress:
                             dynamic_ncols=True)
             self.lines = False
 
-    def __call__(self, epoch: int, history: History) -> None:
+    def __call__(self, epoch: int, history: History) -> bool:
         self.history = history
         seconds = history.seconds[-1]
         speed = self.n_train / max(seconds, 1e-9)
@@ -280,11 +277,11 @@ class _Progress:
                   f"{val_cost:.4f}  {self.label} accuracy {accuracy:.4f}  {seconds:.2f} s  "
                   f"({speed:,.0f} samples/s)", flush=True)
         if self.patience is None:
-            return
+            return False
         if accuracy > self.best[0]:
             self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
-        elif epoch - self.best[1] >= self.patience:
-            raise _StopTraining
+        self.stopped = epoch - self.best[1] >= self.patience
+        return self.stopped
 
     @property
     def epochs_done(self) -> int:
@@ -356,17 +353,16 @@ def _train(args: argparse.Namespace) -> int:
               f"{args.cost} cost; {net.dtype.name}, {threads}", flush=True)
 
     progress = _Progress(net, args.epochs, len(X), label, args.quiet, args.early_stopping)
-    stopped = interrupted = False
+    interrupted = False
     try:
         net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
                 momentum=args.momentum, validation_data=(X_val, y_val), callback=progress)
-    except _StopTraining:
-        stopped = True
     except KeyboardInterrupt:
         interrupted = True
     finally:
         progress.close()
 
+    stopped = progress.stopped
     if stopped:
         progress.restore_best()
     saved = []
