@@ -12,9 +12,10 @@
  * set; python/_dispatch.py picks one at import).  Each element of C is summed by
  * one fixed sequence of operations, whatever tile, row block or thread computed
  * it: dot keeps one partial sum per vector lane and combines the lanes in a fixed
- * pairwise tree; bcast sums over s in order.  Tiles at the edges reuse a valid
- * row or overlap the previous vector, recomputing identical values rather than
- * branching into different arithmetic.  Hence results never depend on the
+ * pairwise tree; bcast sums over s in order.  Edge tiles have fewer rows (the
+ * same per-row arithmetic), repeat the last valid column of W, or overlap the
+ * previous vector, recomputing identical values rather than switching to
+ * different arithmetic.  Hence results never depend on the
  * thread count (they can differ between instruction sets: FMA rounds once).
  */
 #ifndef BPCORE_GEMM_H
@@ -66,6 +67,7 @@ static inline int bp_cpu_level(void) {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define BP_UNROLL _Pragma("GCC unroll 16")
+#define BP_INLINE inline __attribute__((always_inline))
 
 #define BP_DEFINE_GEMM(T, SUF)                                                          \
 typedef T bp_v##SUF __attribute__((vector_size(BP_VBYTES)));                            \
@@ -85,28 +87,27 @@ static inline T bp_hsum_##SUF(bp_v##SUF v) {                                    
     return lanes[0];                                                                    \
 }                                                                                       \
                                                                                         \
-/* One MR x NR tile of C = A W^T; rows/cols beyond m/n repeat the last valid one. */   \
-static inline void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, ptrdiff_t m,\
-                                     const T *W, ptrdiff_t ldw, ptrdiff_t j, ptrdiff_t n,\
-                                     ptrdiff_t K, T *C, ptrdiff_t ldc) {                \
+/* One mr x NR tile of C = A W^T (mr <= MR, a constant after inlining); columns   \
+   beyond n repeat the last valid one. */                                               \
+static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, int mr, \
+                                        const T *W, ptrdiff_t ldw, ptrdiff_t j,         \
+                                        ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     const T *a[BP_DOT_MR], *w[BP_DOT_NR];                                               \
     bp_v##SUF acc[BP_DOT_MR][BP_DOT_NR];                                                \
     ptrdiff_t k, kv = K - K % BP_W##SUF;                                                \
-    BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++)                                       \
-        a[r] = A + (i + r < m ? i + r : m - 1) * lda;                                   \
+    BP_UNROLL for (int r = 0; r < mr; r++) a[r] = A + (i + r) * lda;                    \
     BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++)                                       \
         w[c] = W + (j + c < n ? j + c : n - 1) * ldw;                                   \
-    BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++)                                       \
+    BP_UNROLL for (int r = 0; r < mr; r++)                                              \
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] = (bp_v##SUF){0};       \
     for (k = 0; k < kv; k += BP_W##SUF) {                                               \
         bp_v##SUF av[BP_DOT_MR], wv[BP_DOT_NR];                                         \
-        BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++) av[r] = bp_load_##SUF(a[r] + k);  \
+        BP_UNROLL for (int r = 0; r < mr; r++) av[r] = bp_load_##SUF(a[r] + k);         \
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) wv[c] = bp_load_##SUF(w[c] + k);  \
-        BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++)                                   \
+        BP_UNROLL for (int r = 0; r < mr; r++)                                          \
             BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] += av[r] * wv[c];   \
     }                                                                                   \
-    BP_UNROLL for (int r = 0; r < BP_DOT_MR; r++) {                                     \
-        if (i + r >= m) break;                                                          \
+    BP_UNROLL for (int r = 0; r < mr; r++) {                                            \
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) {                                 \
             if (j + c >= n) break;                                                      \
             T s = bp_hsum_##SUF(acc[r][c]);                                             \
@@ -121,7 +122,36 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     for (ptrdiff_t j = 0; j < n; j += BP_DOT_NR)                                        \
         for (ptrdiff_t i = 0; i < m; i += BP_DOT_MR)                                    \
-            bp_dot_tile_##SUF(A, lda, i, m, W, ldw, j, n, K, C, ldc);                   \
+            switch (m - i < BP_DOT_MR ? m - i : BP_DOT_MR) {                            \
+            case 1: bp_dot_tile_##SUF(A, lda, i, 1, W, ldw, j, n, K, C, ldc); break;    \
+            case 2: bp_dot_tile_##SUF(A, lda, i, 2, W, ldw, j, n, K, C, ldc); break;    \
+            case 3: bp_dot_tile_##SUF(A, lda, i, 3, W, ldw, j, n, K, C, ldc); break;    \
+            default: bp_dot_tile_##SUF(A, lda, i, BP_DOT_MR, W, ldw, j, n, K, C, ldc);  \
+            }                                                                           \
+}                                                                                       \
+                                                                                        \
+/* Rows r0..r0+mr of C over the NR vectors starting at columns col[]. */               \
+static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t S, const T *a,\
+                                          ptrdiff_t ars, ptrdiff_t ass, const T *B,     \
+                                          ptrdiff_t ldb, const ptrdiff_t *col, T *C,    \
+                                          ptrdiff_t ldc) {                              \
+    const T *ar[BP_BC_MR];                                                              \
+    bp_v##SUF acc[BP_BC_MR][BP_BC_NR];                                                  \
+    BP_UNROLL for (int r = 0; r < mr; r++) ar[r] = a + (r0 + r) * ars;                  \
+    BP_UNROLL for (int r = 0; r < mr; r++)                                              \
+        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] = (bp_v##SUF){0};        \
+    for (ptrdiff_t s = 0; s < S; s++) {                                                 \
+        bp_v##SUF bv[BP_BC_NR];                                                         \
+        const T *Bs = B + s * ldb;                                                      \
+        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bv[c] = bp_load_##SUF(Bs + col[c]); \
+        BP_UNROLL for (int r = 0; r < mr; r++) {                                        \
+            T as = ar[r][s * ass];                                                      \
+            BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] += as * bv[c];       \
+        }                                                                               \
+    }                                                                                   \
+    BP_UNROLL for (int r = 0; r < mr; r++)                                              \
+        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                    \
+            bp_store_##SUF(C + (r0 + r) * ldc + col[c], acc[r][c]);                     \
 }                                                                                       \
                                                                                         \
 /* C[r][n] = sum_{s<S} a[r*ars + s*ass] B[s*ldb + n] for r < R, n < N. */               \
@@ -144,28 +174,13 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
             ptrdiff_t at = n0 + c * BP_W##SUF;                                          \
             col[c] = at + BP_W##SUF <= N ? at : N - BP_W##SUF;  /* overlap, not pad */  \
         }                                                                               \
-        for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_BC_MR) {                                \
-            const T *ar[BP_BC_MR];                                                      \
-            bp_v##SUF acc[BP_BC_MR][BP_BC_NR];                                          \
-            BP_UNROLL for (int r = 0; r < BP_BC_MR; r++)                                \
-                ar[r] = a + (r0 + r < R ? r0 + r : R - 1) * ars;                        \
-            BP_UNROLL for (int r = 0; r < BP_BC_MR; r++)                                \
-                BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] = (bp_v##SUF){0};\
-            for (ptrdiff_t s = 0; s < S; s++) {                                         \
-                bp_v##SUF bv[BP_BC_NR];                                                 \
-                const T *Bs = B + s * ldb;                                              \
-                BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bv[c] = bp_load_##SUF(Bs + col[c]); \
-                BP_UNROLL for (int r = 0; r < BP_BC_MR; r++) {                          \
-                    T as = ar[r][s * ass];                                              \
-                    BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] += as * bv[c];\
-                }                                                                       \
+        for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_BC_MR)                                  \
+            switch (R - r0 < BP_BC_MR ? R - r0 : BP_BC_MR) {                            \
+            case 1: bp_bcast_tile_##SUF(r0, 1, S, a, ars, ass, B, ldb, col, C, ldc); break; \
+            case 2: bp_bcast_tile_##SUF(r0, 2, S, a, ars, ass, B, ldb, col, C, ldc); break; \
+            case 3: bp_bcast_tile_##SUF(r0, 3, S, a, ars, ass, B, ldb, col, C, ldc); break; \
+            default: bp_bcast_tile_##SUF(r0, BP_BC_MR, S, a, ars, ass, B, ldb, col, C, ldc); \
             }                                                                           \
-            BP_UNROLL for (int r = 0; r < BP_BC_MR; r++) {                              \
-                if (r0 + r >= R) break;                                                 \
-                BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                            \
-                    bp_store_##SUF(C + (r0 + r) * ldc + col[c], acc[r][c]);             \
-            }                                                                           \
-        }                                                                               \
     }                                                                                   \
 }
 

@@ -225,51 +225,62 @@ cdef void backward_block(const LayoutC* net, const real* params, const Data* dat
                              net.sizes[l - 1])
 
 
-cdef void gradient_rows(const LayoutC* net, const real* A, const real* D, real* grads,
+cdef void gradient_sums(const LayoutC* net, const real* A, const real* D, real* grads,
                         Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Rows j0..j1 of dC/dW^l = (1/m) sum_i delta^l_i (a^{l-1}_i)^T and of dC/db^l = (1/m) sum_i delta^l_i.
+    """Rows j0..j1 of m dC/dW^l = sum_i delta^l_i (a^{l-1}_i)^T and of m dC/db^l = sum_i delta^l_i.
 
-    As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.
+    As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.  The
+    division by m is left to the pass that reads the sums next (``mean_rows``
+    or ``update_rows``), saving a pass over them.
     """
-    cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units, i, j, k
-    cdef real* gw = grads + net.w_off[l] + j0 * n_in
+    cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units, i, j
     cdef real gb
     if j1 <= j0:
         return
     bcast_rows(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1], ld,
-               gw, n_in)
-    for k in range((j1 - j0) * n_in):
-        gw[k] /= m
+               grads + net.w_off[l] + j0 * n_in, n_in)
     for j in range(j0, j1):
         gb = 0
         for i in range(m):
             gb += D[i * ld + net.u_off[l] + j]
-        grads[net.b_off[l] + j] = gb / m
+        grads[net.b_off[l] + j] = gb
 
 
-cdef inline void sgd_update(real* p, real* v, const real* g, Py_ssize_t n, real lr, real decay,
-                            real mu, bint momentum) noexcept nogil:
-    """v = mu v - lr (g + decay p); p += v   (plain SGD when momentum is off)."""
+cdef void mean_rows(const LayoutC* net, real* grads, Py_ssize_t m, Py_ssize_t l,
+                    Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Divide rows j0..j1 of the sums of ``gradient_sums`` by m: dC/dW^l, dC/db^l."""
+    cdef Py_ssize_t n_in = net.sizes[l - 1], k
+    cdef real* gw = grads + net.w_off[l] + j0 * n_in
+    cdef real* gb = grads + net.b_off[l] + j0
+    for k in range((j1 - j0) * n_in):
+        gw[k] /= m
+    for k in range(j1 - j0):
+        gb[k] /= m
+
+
+cdef inline void sgd_update(real* p, real* v, const real* g_sum, Py_ssize_t n, real m, real lr,
+                            real decay, real mu, bint momentum) noexcept nogil:
+    """v = mu v - lr (g + decay p); p += v, with g = g_sum / m (plain SGD without momentum)."""
     cdef Py_ssize_t k
-    cdef real step
     if momentum:
         for k in range(n):
-            v[k] = mu * v[k] - lr * (g[k] + decay * p[k])
+            v[k] = mu * v[k] - lr * (g_sum[k] / m + decay * p[k])
             p[k] += v[k]
     else:
         for k in range(n):
-            p[k] -= lr * (g[k] + decay * p[k])
+            p[k] -= lr * (g_sum[k] / m + decay * p[k])
 
 
 cdef void update_rows(const LayoutC* net, real* params, const real* grads, real* velocity,
-                      const Sgd* sgd, Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+                      const Sgd* sgd, Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0,
+                      Py_ssize_t j1) noexcept nogil:
     """SGD step of rows j0..j1 of W^l (with L2 decay) and of b^l (without)."""
     cdef Py_ssize_t n_in = net.sizes[l - 1]
     cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
     cdef bint with_momentum = sgd.momentum != 0
-    sgd_update(params + w, velocity + w, grads + w, (j1 - j0) * n_in,
+    sgd_update(params + w, velocity + w, grads + w, (j1 - j0) * n_in, <real>m,
                <real>sgd.lr, <real>sgd.decay, <real>sgd.momentum, with_momentum)
-    sgd_update(params + b, velocity + b, grads + b, j1 - j0,
+    sgd_update(params + b, velocity + b, grads + b, j1 - j0, <real>m,
                <real>sgd.lr, 0, <real>sgd.momentum, with_momentum)
 
 
@@ -324,9 +335,11 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
             data.next_poll = bp_seconds() + POLL_SECONDS
         for l in range(1, L + 1):
             split(net.sizes[l], tid, nt, &j0, &j1)
-            gradient_rows(net, A, D, grads, m, l, j0, j1)
+            gradient_sums(net, A, D, grads, m, l, j0, j1)
             if sgd.update:
-                update_rows(net, params, grads, velocity, sgd, l, j0, j1)
+                update_rows(net, params, grads, velocity, sgd, m, l, j0, j1)
+            else:
+                mean_rows(net, grads, m, l, j0, j1)
         bp_barrier()
         if data.interrupted:
             break
@@ -374,8 +387,9 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
 
     Visits X[order[0]], X[order[1]], ... in mini-batches of ``batch_size``
     (the last one may be smaller); after each, p <- p + v with
-    v = momentum v - lr (dC/dp + decay p) (decay on weights only).  ``grads``
-    holds the mean gradient of the last mini-batch; ``costs[i]`` the cost of
+    v = momentum v - lr (dC/dp + decay p) (decay on weights only).  With
+    update=False, ``grads`` receives the mean gradient (of the single
+    mini-batch when batch_size >= n); otherwise it is scratch.  ``costs[i]`` the cost of
     the example at position i, computed with the parameters before its step.
     A signal handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch
     within ~50 ms, after a completed mini-batch step, and its exception
