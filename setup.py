@@ -14,6 +14,9 @@ Environment switches (read at build time):
 
 * ``BPCORE_DISABLE_OPENMP=1``  build the serial extension even if OpenMP works;
 * ``BPCORE_DEBUG=1``           Cython bounds/wraparound/initialised checks on, -O0 -g;
+* ``BPCORE_SANITIZE=1``        as BPCORE_DEBUG, plus AddressSanitizer and
+                               UndefinedBehaviorSanitizer (GCC/Clang; run with the
+                               ASan runtime preloaded: tools/run_sanitizers.sh);
 * ``BPCORE_NATIVE=1``          add ``-march=native`` to the baseline module (opt-in only:
                                never in a wheel you share).
 
@@ -118,8 +121,11 @@ class BuildExt(build_ext):
             warnings.warn(f"bpcore: building without OpenMP ({reason}); training runs on "
                           "one thread", stacklevel=1)
         msvc = self.compiler.compiler_type == "msvc"
-        if _env_flag("BPCORE_DEBUG"):
-            opt = ["/Od", "/Zi"] if msvc else ["-O0", "-g"]
+        sanitize = [] if msvc or not _env_flag("BPCORE_SANITIZE") else [
+            "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer"]
+        if debug:
+            opt = ["/Od", "/Zi"] if msvc else ["-O1" if sanitize else "-O0", "-g"]
         else:
             opt = ["/O2"] if msvc else ["-O3"]
         # OpenMP SIMD pragmas need no runtime; they work in the serial build too.
@@ -136,9 +142,9 @@ class BuildExt(build_ext):
                 continue
             if not isa and _env_flag("BPCORE_NATIVE") and not msvc:
                 isa = ["-march=native"]
-            compile_args = opt + isa + simd + cflags
+            compile_args = opt + isa + simd + cflags + sanitize
             ext.extra_compile_args = compile_args + list(ext.extra_compile_args)
-            ext.extra_link_args = ldflags + list(ext.extra_link_args)
+            ext.extra_link_args = ldflags + sanitize + list(ext.extra_link_args)
             ext.define_macros.append(("BPCORE_COMPILE_ARGS", '"' + " ".join(compile_args) + '"'))
             ext.define_macros.append(("BPCORE_OPENMP_REASON", '"' + reason.replace('"', "'") + '"'))
             kept.append(ext)
@@ -146,7 +152,7 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-debug = _env_flag("BPCORE_DEBUG")
+debug = _env_flag("BPCORE_DEBUG") or _env_flag("BPCORE_SANITIZE")
 x86_64 = platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32"
 extensions = [
     Extension(
