@@ -26,13 +26,8 @@ import numpy as np
 
 import bpcore
 from bpcore.reference import Network as RefNetwork
-from configs import CONFIGS, get_configs
+from configs import CAN_LIMIT_BLAS, CONFIGS, blas_threads, get_configs
 from numpy_batched import NumpyBatchedNet
-
-try:
-    import threadpoolctl
-except ImportError:
-    threadpoolctl = None
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 TIMED_EPOCHS = 3
@@ -58,13 +53,6 @@ def parse_args(argv=None):
     if min(args.threads) < 1:
         parser.error("thread counts must be >= 1")
     return args
-
-
-def blas_threads(n):
-    """A context that limits BLAS to ``n`` threads (``None``: leave it alone)."""
-    if n is None:
-        return contextlib.nullcontext()
-    return threadpoolctl.threadpool_limits(limits=n, user_api="blas")
 
 
 def samples_per_s(train_epoch, n_samples):
@@ -112,7 +100,7 @@ def runs(config, threads, quick):
         net = RefNetwork(*args, seed=0)
         return lambda X, Y: net.fit(X, Y, **fit)
 
-    blas = threads if threadpoolctl else [None]
+    blas = threads if CAN_LIMIT_BLAS else [None]
     for t in threads:
         yield Run("bpcore", t, n, partial(bpcore_trainer, t), False)
     for t in blas:
@@ -120,7 +108,7 @@ def runs(config, threads, quick):
     if HAVE_TORCH:
         for t in threads:
             yield Run("torch-eager", t, n, partial(torch_trainer, t), False)
-    yield Run("reference", 1 if threadpoolctl else None, n_ref, reference_trainer, True)
+    yield Run("reference", 1 if CAN_LIMIT_BLAS else None, n_ref, reference_trainer, True)
 
 
 def machine_lines(threads):
@@ -141,7 +129,9 @@ def machine_lines(threads):
         f"- bpcore {info['version']}: OpenMP {'on' if info['openmp'] else 'off'}, "
         f"compile args `{info['compile_args']}`",
     ]
-    if threadpoolctl:
+    if CAN_LIMIT_BLAS:
+        import threadpoolctl
+
         for lib in threadpoolctl.threadpool_info():
             if lib["user_api"] == "blas":
                 lines.append(f"- NumPy BLAS: {lib['internal_api']} {lib['version']} "

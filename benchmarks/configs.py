@@ -1,9 +1,18 @@
-"""The benchmark configurations and their synthetic training data."""
+"""The benchmark configurations, their synthetic training data, BLAS thread limits."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
+#: Whether BLAS thread counts can be set (threadpoolctl is installed).
+CAN_LIMIT_BLAS = threadpool_limits is not None
 
 
 @dataclass(frozen=True)
@@ -22,15 +31,16 @@ class Config:
     def data(self, n_samples: int | None = None, seed: int = 0):
         """``(X, Y)``: X uniform in [0, 1], Y one-hot, both of the config's dtype.
 
-        The labels are the argmax of a fixed random linear map of X, so the
-        task is learnable; only its size matters for timing.
+        The inputs are cut into one block per class and the label is the
+        block with the largest sum, so the task is learnable.  No BLAS call
+        is made, so no BLAS threads are left spinning when a timing starts.
         """
         n = self.n_samples if n_samples is None else n_samples
-        rng = np.random.default_rng(seed)
-        X = rng.random((n, self.sizes[0]))
-        labels = np.argmax((X - 0.5) @ rng.standard_normal((self.sizes[0], self.sizes[-1])),
-                           axis=1)
-        Y = np.zeros((n, self.sizes[-1]))
+        n_in, n_out = self.sizes[0], self.sizes[-1]
+        X = np.random.default_rng(seed).random((n, n_in))
+        block = n_in // n_out
+        labels = X[:, :block * n_out].reshape(n, n_out, block).sum(axis=2).argmax(axis=1)
+        Y = np.zeros((n, n_out))
         Y[np.arange(n), labels] = 1
         return X.astype(self.dtype), Y.astype(self.dtype)
 
@@ -54,3 +64,10 @@ def get_configs(names=None):
     if unknown:
         raise ValueError(f"unknown configs {unknown}; choose from {list(by_name)}")
     return [by_name[n] for n in names]
+
+
+def blas_threads(n):
+    """A context that limits BLAS to ``n`` threads (``None``: leave it alone)."""
+    if n is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")

@@ -6,35 +6,21 @@ network keeps training from round to round) and records the throughput in
 about speed.  ``test_peers_train_like_bpcore`` checks that the peers do the
 same arithmetic as bpcore, so that the timings compare like with like.
 """
-import contextlib
-
 import numpy as np
 import pytest
 
 import bpcore
 from bpcore.reference import Network as RefNetwork
-from configs import CONFIGS
+from configs import CAN_LIMIT_BLAS, CONFIGS, blas_threads
 from numpy_batched import NumpyBatchedNet
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:
-    threadpool_limits = None
 
 THREADS = (1, 2)
 #: BLAS threads for the NumPy peer: None leaves the BLAS default (no threadpoolctl).
-BLAS_THREADS = THREADS if threadpool_limits else (None,)
+BLAS_THREADS = THREADS if CAN_LIMIT_BLAS else (None,)
 #: The pure-Python reference trains on this many samples only: it is slow.
 REFERENCE_SAMPLES = 1_000
 
-by_name = pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
-
-
-def blas_threads(n):
-    """A context that limits BLAS to ``n`` threads (``None``: leave it alone)."""
-    if n is None:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n, user_api="blas")
+per_config = pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
 
 
 def measure(benchmark, config, implementation, threads, n_samples, train_epoch):
@@ -53,7 +39,7 @@ def fit_epoch(net, config, X, Y):
                            shuffle=False)
 
 
-@by_name
+@per_config
 @pytest.mark.parametrize("threads", THREADS)
 def test_bpcore(benchmark, config, threads):
     X, Y = config.data()
@@ -62,7 +48,7 @@ def test_bpcore(benchmark, config, threads):
     measure(benchmark, config, "bpcore", threads, len(X), fit_epoch(net, config, X, Y))
 
 
-@by_name
+@per_config
 @pytest.mark.parametrize("threads", BLAS_THREADS)
 def test_numpy_batched(benchmark, config, threads):
     X, Y = config.data()
@@ -72,7 +58,7 @@ def test_numpy_batched(benchmark, config, threads):
                 lambda: net.train_epoch(X, Y, config.batch_size, config.lr))
 
 
-@by_name
+@per_config
 @pytest.mark.parametrize("threads", THREADS)
 def test_torch_eager(benchmark, config, threads):
     pytest.importorskip("torch")
@@ -85,18 +71,21 @@ def test_torch_eager(benchmark, config, threads):
             lambda: net.train_epoch(X, Y, config.batch_size, config.lr))
 
 
-@by_name
+@per_config
 def test_reference(benchmark, config):
     X, Y = config.data(REFERENCE_SAMPLES)
     net = RefNetwork(config.sizes, config.activations, config.cost, config.dtype, seed=0)
-    threads = 1 if threadpool_limits else None
+    threads = 1 if CAN_LIMIT_BLAS else None
     with blas_threads(threads):
         measure(benchmark, config, "reference", threads, len(X), fit_epoch(net, config, X, Y))
 
 
-@by_name
+@per_config
 def test_peers_train_like_bpcore(config):
-    """From bpcore's initial parameters, one epoch of each peer lands where bpcore does."""
+    """From bpcore's initial parameters, an epoch of the NumPy peer ends where bpcore's does.
+
+    (test_torch_eager.py checks the torch peer against the NumPy one.)
+    """
     X, Y = config.data(200)
     net = bpcore.Network(config.sizes, config.activations, config.cost, config.dtype, seed=0)
     peer = NumpyBatchedNet(config.sizes, config.activations, config.cost, config.dtype)

@@ -9,7 +9,7 @@ rounding, about u |C| / h where u is the machine epsilon of the network's dtype
 (each cost value carries an absolute error of a few ulps of |C|, and their
 difference is divided by 2 h).  Their sum is smallest for h of order u^(1/3),
 where both are of order u^(2/3): 6.1e-6 and ~4e-11 in float64, 4.9e-3 and
-~2.4e-5 in float32.  That is the default step, scaled by max(1, |theta|) so that
+~2.4e-5 in float32.  That is the default step, scaled by ``max(1, |theta|)`` so that
 theta +- h stays resolvable in the dtype for large parameters.
 
 Agreement is measured per parameter by the relative error
@@ -117,7 +117,7 @@ def check_gradients(network: BaseNetwork, X, Y, *, eps: float | None = None,
 
     Each checked parameter theta is set, in place in the network's live
     ``weights``/``biases``, to theta + h and theta - h in turn, with
-    h = ``eps`` * max(1, |theta|), and then restored to its exact original
+    ``h = eps * max(1, |theta|)``, and then restored to its exact original
     value (also if the cost raises), so the network is bitwise unchanged
     afterwards.  The difference quotient divides by the span actually stored,
     (theta + h) - (theta - h) after rounding to the dtype.

@@ -414,8 +414,8 @@ class BPRegressor(RegressorMixin, _BPEstimator):
     __doc__ = f"""Multi-layer perceptron regressor trained by bpcore's backpropagation and SGD.
 
     The output layer is linear (identity activation), one neuron per target.
-    The network is trained on standardised targets, (y - target_mean_) /
-    target_scale_, and ``predict`` undoes that: SGD with a fixed learning rate
+    The network is trained on standardised targets,
+    ``(y - target_mean_) / target_scale_``, and ``predict`` undoes that: SGD with a fixed learning rate
     is not invariant to the units of y, and without it targets in the hundreds
     make the default learning rate diverge.  ``loss_curve_`` is in these
     standardised units.
@@ -429,7 +429,7 @@ class BPRegressor(RegressorMixin, _BPEstimator):
     ----------
     n_outputs_ : int
         Number of targets; ``predict`` returns a 1-D array when it is 1.
-    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+    target_mean_, target_scale_ : ndarray of shape (n_outputs,)
         Mean and standard deviation (1 for a constant target) of each target in
         ``fit``, or in the first ``partial_fit`` call; ``network_`` predicts
         ``(y - target_mean_) / target_scale_``.{_COMMON_ATTRIBUTES.rstrip()}
