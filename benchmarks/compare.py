@@ -1,7 +1,8 @@
 """Train bpcore and its peers on the benchmark configs; print a Markdown table.
 
 Every implementation runs in this one process on the same synthetic data: one
-warm-up epoch, then the median of 3 timed epochs gives samples per second.
+warm-up epoch, then the median of 3 timed epochs (``--epochs``) gives samples
+per second.
 "× bpcore" is that throughput divided by bpcore's at the same thread count.
 The pure-Python reference trains on a subset only and on one BLAS thread.
 
@@ -30,7 +31,6 @@ from configs import CAN_LIMIT_BLAS, CONFIGS, blas_threads, get_configs
 from numpy_batched import NumpyBatchedNet
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
-TIMED_EPOCHS = 3
 
 
 def parse_args(argv=None):
@@ -41,6 +41,9 @@ def parse_args(argv=None):
                         help="comma-separated config names (default: %(default)s)")
     parser.add_argument("--threads", default="1,2",
                         help="comma-separated thread counts (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="timed epochs per run, after one warm-up epoch; their median "
+                             "counts (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="2,000 training samples (200 for the reference) instead of "
                              "each config's 10,000 (1,000)")
@@ -50,16 +53,16 @@ def parse_args(argv=None):
         args.threads = [int(t) for t in args.threads.split(",")]
     except ValueError as exc:
         parser.error(str(exc))
-    if min(args.threads) < 1:
-        parser.error("thread counts must be >= 1")
+    if min(args.threads) < 1 or args.epochs < 1:
+        parser.error("thread counts and --epochs must be >= 1")
     return args
 
 
-def samples_per_s(train_epoch, n_samples):
-    """n_samples / the median time of TIMED_EPOCHS calls, after one warm-up call."""
+def samples_per_s(train_epoch, n_samples, epochs):
+    """n_samples / the median time of ``epochs`` calls, after one warm-up call."""
     train_epoch()
     times = []
-    for _ in range(TIMED_EPOCHS):
+    for _ in range(epochs):
         start = time.perf_counter()
         train_epoch()
         times.append(time.perf_counter() - start)
@@ -160,7 +163,7 @@ def main(argv=None):
             X, Y = config.data(run.n_samples)
             with blas_threads(run.threads if run.limits_blas else None):
                 train_epoch = run.make_trainer()
-                speed = samples_per_s(lambda: train_epoch(X, Y), run.n_samples)
+                speed = samples_per_s(lambda: train_epoch(X, Y), run.n_samples, args.epochs)
             if run.implementation == "bpcore":
                 baseline[run.threads] = speed
             ratio = f"{speed / baseline[run.threads]:.2f}" if run.threads in baseline else "–"
