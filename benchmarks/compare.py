@@ -1,14 +1,21 @@
-"""Train bpcore and its peers on the benchmark configs; print a Markdown table.
+"""Train bpcore and its peers on the benchmark configs; print Markdown tables.
 
 Every implementation runs in this one process on the same synthetic data: one
 warm-up epoch, then the median of 3 timed epochs (``--epochs``) gives samples
-per second.
-"× bpcore" is that throughput divided by bpcore's at the same thread count.
-The pure-Python reference trains on a subset only and on one BLAS thread.
+per second.  bpcore's epochs are those of one multi-epoch ``fit`` (the times
+``fit`` records in ``history.seconds``), so its one-off input checks per call
+are not counted, as they would not be in real training.  The pure-Python
+reference trains on a subset of the small configs only, on one BLAS thread.
+
+GFLOP/s count 6 * sum(n_in * n_out) per sample; "% peak" divides them by the
+float32/float64 matrix-multiply rate NumPy's BLAS reaches in this run (2048^3)
+at the same thread count.  The summary gives, per config and thread count,
+bpcore's throughput over the best peer's (NumPy batched, PyTorch eager) and
+the 2-thread over 1-thread speed-up.
 
     python benchmarks/compare.py                  # all configs, 1 and 2 threads
     python benchmarks/compare.py --quick          # fewer samples, for a smoke run
-    python benchmarks/compare.py --configs M-f32 --threads 1,2,4
+    python benchmarks/compare.py --configs M-f32 --threads 1,2,4 --plot bench.png
 """
 from __future__ import annotations
 
@@ -27,7 +34,8 @@ import numpy as np
 
 import bpcore
 from bpcore.reference import Network as RefNetwork
-from configs import CAN_LIMIT_BLAS, CONFIGS, blas_threads, get_configs
+from configs import (CAN_LIMIT_BLAS, CONFIGS, REFERENCE_CONFIGS, blas_threads,
+                     flop_per_sample, get_configs)
 from numpy_batched import NumpyBatchedNet
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -44,9 +52,11 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=3,
                         help="timed epochs per run, after one warm-up epoch; their median "
                              "counts (default: %(default)s)")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="also draw the samples/s as a bar chart (needs matplotlib)")
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 training samples (200 for the reference) instead of "
-                             "each config's 10,000 (1,000)")
+                        help="at most 2,000 training samples (200 for the reference) "
+                             "instead of each config's own count (a tenth of it)")
     args = parser.parse_args(argv)
     try:
         args.configs = get_configs(args.configs.split(","))
@@ -81,13 +91,14 @@ class Run(NamedTuple):
 
 def runs(config, threads, quick):
     """The runs of one config: bpcore, the NumPy and torch peers, the reference."""
-    n, n_ref = (2_000, 200) if quick else (config.n_samples, config.n_samples // 10)
+    n = min(2_000, config.n_samples) if quick else config.n_samples
+    n_ref = 200 if quick else config.n_samples // 10
     args = (config.sizes, config.activations, config.cost, config.dtype)
     fit = dict(epochs=1, batch_size=config.batch_size, lr=config.lr, shuffle=False)
 
     def bpcore_trainer(t):
         net = bpcore.Network(*args, seed=0, num_threads=t)
-        return lambda X, Y: net.fit(X, Y, **fit)
+        return lambda X, Y, epochs: net.fit(X, Y, **{**fit, "epochs": epochs}).seconds
 
     def numpy_trainer():
         net = NumpyBatchedNet(*args, seed=0)
@@ -111,7 +122,8 @@ def runs(config, threads, quick):
     if HAVE_TORCH:
         for t in threads:
             yield Run("torch-eager", t, n, partial(torch_trainer, t), False)
-    yield Run("reference", 1 if CAN_LIMIT_BLAS else None, n_ref, reference_trainer, True)
+    if config.name in REFERENCE_CONFIGS:
+        yield Run("reference", 1 if CAN_LIMIT_BLAS else None, n_ref, reference_trainer, True)
 
 
 def machine_lines(threads):
@@ -152,23 +164,88 @@ def machine_lines(threads):
     return lines
 
 
+def matmul_peak(dtype, threads, n=2048):
+    """GFLOP/s of NumPy's BLAS on an n^3 matrix product (best of 3)."""
+    a = np.random.default_rng(0).random((n, n)).astype(dtype)
+    with blas_threads(threads):
+        a @ a
+        best = min(_timed(lambda: a @ a) for _ in range(3))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def measure(run, X, Y, epochs):
+    """Samples/s of one run: the median epoch after a warm-up epoch."""
+    with blas_threads(run.threads if run.limits_blas else None):
+        train = run.make_trainer()
+        if run.implementation == "bpcore":  # one fit of 1 + epochs epochs
+            times = train(X, Y, 1 + epochs)[1:]
+        else:
+            train(X, Y)
+            times = [_timed(lambda: train(X, Y)) for _ in range(epochs)]
+    return run.n_samples / statistics.median(times)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    print("\n".join(machine_lines(args.threads)), end="\n\n")
-    print("| config | implementation | threads | samples/s | × bpcore |")
-    print("|---|---|---:|---:|---:|")
+    print("\n".join(machine_lines(args.threads)), end="\n")
+    peaks = {(dtype, t): matmul_peak(dtype, t if CAN_LIMIT_BLAS else None)
+             for dtype in sorted({c.dtype for c in args.configs}) for t in args.threads}
+    print("- Matrix-multiply peak measured now (NumPy BLAS, 2048^3): " + "; ".join(
+        f"{dtype} {t} thread(s) {gflops:.0f} GFLOP/s" for (dtype, t), gflops in peaks.items()),
+        end="\n\n")
+    print("| config | implementation | threads | samples/s | GFLOP/s | % peak | × bpcore |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rows = []
     for config in args.configs:
         baseline = {}
         for run in runs(config, args.threads, args.quick):
             X, Y = config.data(run.n_samples)
-            with blas_threads(run.threads if run.limits_blas else None):
-                train_epoch = run.make_trainer()
-                speed = samples_per_s(lambda: train_epoch(X, Y), run.n_samples, args.epochs)
+            speed = measure(run, X, Y, args.epochs)
+            gflops = speed * flop_per_sample(config) / 1e9
+            peak = peaks.get((config.dtype, run.threads))
             if run.implementation == "bpcore":
                 baseline[run.threads] = speed
             ratio = f"{speed / baseline[run.threads]:.2f}" if run.threads in baseline else "–"
+            share = f"{100 * gflops / peak:.0f}" if peak else "–"
             print(f"| {config.name} | {run.implementation} | {run.threads or 'default'} | "
-                  f"{speed:,.0f} | {ratio} |", flush=True)
+                  f"{speed:,.0f} | {gflops:.1f} | {share} | {ratio} |", flush=True)
+            rows.append(dict(config=config.name, implementation=run.implementation,
+                             threads=run.threads, samples_per_s=speed))
+    print()
+    print_summary(rows, args.threads)
+    if args.plot:
+        from bpcore.plot import plot_benchmark
+
+        plot_benchmark(rows, args.plot)
+        print(f"\nwrote {args.plot}")
+
+
+def print_summary(rows, threads):
+    """Per config and thread count: bpcore over the best peer, and its thread scaling."""
+    speed = {(r["config"], r["implementation"], r["threads"]): r["samples_per_s"] for r in rows}
+    print("| config | threads | bpcore samples/s | best peer | bpcore ÷ best peer | "
+          "bpcore ÷ torch | bpcore vs 1 thread |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for config in dict.fromkeys(r["config"] for r in rows):
+        for t in threads:
+            mine = speed.get((config, "bpcore", t))
+            peers = {impl: s for (c, impl, th), s in speed.items()
+                     if c == config and th == t and impl in ("numpy-batched", "torch-eager")}
+            if mine is None or not peers:
+                continue
+            best = max(peers, key=peers.get)
+            torch = speed.get((config, "torch-eager", t))
+            one = speed.get((config, "bpcore", 1))
+            print(f"| {config} | {t} | {mine:,.0f} | {best} {peers[best]:,.0f} | "
+                  f"{mine / peers[best]:.2f} | {f'{mine / torch:.1f}' if torch else '–'} | "
+                  f"{mine / one:.2f} |")
+
 
 if __name__ == "__main__":
     sys.exit(main())

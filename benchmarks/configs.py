@@ -49,10 +49,24 @@ CONFIGS = (
     # Nielsen's network.py setting: small, so per-mini-batch overhead dominates.
     Config("N1-f64", (784, 30, 10), ("sigmoid", "sigmoid"), "quadratic", 10, "float64", 3.0),
     Config("N1-f32", (784, 30, 10), ("sigmoid", "sigmoid"), "quadratic", 10, "float32", 3.0),
+    Config("N2-f32", (784, 100, 10), ("sigmoid", "sigmoid"), "quadratic", 32, "float32", 3.0),
     # A wider modern MLP: GEMM-bound.
     Config("M-f32", (784, 256, 128, 10), ("relu", "relu", "softmax"), "log_likelihood", 64,
            "float32", 0.1),
+    # Large layers: how close each gets to the machine's matrix-multiply peak.
+    Config("L-f32", (784, 1024, 1024, 10), ("relu", "relu", "softmax"), "log_likelihood", 256,
+           "float32", 0.01, n_samples=4_096),
+    Config("XL-f32", (1024, 4096, 4096, 1024), ("relu", "relu", "softmax"), "log_likelihood",
+           512, "float32", 0.01, n_samples=2_048),
 )
+
+#: Configs small enough to time the pure-Python reference on.
+REFERENCE_CONFIGS = ("N1-f64", "N1-f32", "N2-f32", "M-f32")
+
+
+def flop_per_sample(config: Config) -> int:
+    """6 * sum(n_in * n_out): forward, delta and gradient products, 2 FLOP per multiply-add."""
+    return 6 * sum(a * b for a, b in zip(config.sizes[:-1], config.sizes[1:]))
 
 
 def get_configs(names=None):

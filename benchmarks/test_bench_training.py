@@ -11,7 +11,7 @@ import pytest
 
 import bpcore
 from bpcore.reference import Network as RefNetwork
-from configs import CAN_LIMIT_BLAS, CONFIGS, blas_threads
+from configs import CAN_LIMIT_BLAS, CONFIGS, REFERENCE_CONFIGS, blas_threads, get_configs
 from numpy_batched import NumpyBatchedNet
 
 THREADS = (1, 2)
@@ -71,7 +71,7 @@ def test_torch_eager(benchmark, config, threads):
             lambda: net.train_epoch(X, Y, config.batch_size, config.lr))
 
 
-@per_config
+@pytest.mark.parametrize("config", get_configs(REFERENCE_CONFIGS), ids=lambda c: c.name)
 def test_reference(benchmark, config):
     X, Y = config.data(REFERENCE_SAMPLES)
     net = RefNetwork(config.sizes, config.activations, config.cost, config.dtype, seed=0)

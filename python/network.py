@@ -22,9 +22,12 @@ from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
 
 #: Work per mini-batch step below which a network without an explicit
-#: ``num_threads`` runs on one thread: about the cost of the two barriers a step
-#: needs on a second thread (a few microseconds).
-_MIN_PARALLEL_FLOP = 200_000
+#: ``num_threads`` runs on one thread.  A step's two barriers and the parameters
+#: and activations that move between the cores' caches cost tens of microseconds;
+#: measured on a 2-core EPYC, 784-30-10 at batch 10 (1.4 MFLOP a step) gained at
+#: most 1.15x from a second thread and lost 2x when the host was busy, while
+#: 784-100-10 at batch 32 (15 MFLOP) gained 1.4x.
+_MIN_PARALLEL_FLOP = 4_000_000
 
 #: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
 _FORWARD_CHUNK = 64
@@ -58,7 +61,8 @@ class Network(BaseNetwork):
     num_threads : int, optional
         OpenMP threads for this network.  Default: up to
         :func:`bpcore.get_num_threads`, but one thread for mini-batches too small
-        to pay for the synchronisation of a second (under ~200k FLOP per step).
+        to pay for the synchronisation of a second (under 4 MFLOP per step, e.g.
+        784-30-10 at batch 10).
 
     Examples
     --------
