@@ -47,6 +47,10 @@
 #define BP_ISA "baseline"
 #endif
 
+/* Values of s summed per pass over a column panel of bcast (a panel's rows of B:
+ * BP_BC_SC x BP_BC_NR vectors, 32 KiB for float on AVX-512). */
+#define BP_BC_SC 128
+
 static const char *bp_isa = BP_ISA;
 
 /* What this CPU runs: 4 = x86-64-v4 (AVX-512 F/BW/DQ/VL), 3 = x86-64-v3 (AVX2 + FMA),
@@ -130,17 +134,20 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
             }                                                                           \
 }                                                                                       \
                                                                                         \
-/* Rows r0..r0+mr of C over the NR vectors starting at columns col[]. */               \
-static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t S, const T *a,\
-                                          ptrdiff_t ars, ptrdiff_t ass, const T *B,     \
-                                          ptrdiff_t ldb, const ptrdiff_t *col, T *C,    \
-                                          ptrdiff_t ldc) {                              \
+/* Rows r0..r0+mr of C over the NR vectors starting at columns col[], summing        \
+   s = s0..s1; for s0 > 0 the sums so far are read back from C (exactly: the same    \
+   partial sums, so blocking over s leaves the result unchanged). */                  \
+static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,           \
+                                          ptrdiff_t s1, const T *a, ptrdiff_t ars,      \
+                                          ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \
+                                          const ptrdiff_t *col, T *C, ptrdiff_t ldc) {  \
     const T *ar[BP_BC_MR];                                                              \
     bp_v##SUF acc[BP_BC_MR][BP_BC_NR];                                                  \
     BP_UNROLL for (int r = 0; r < mr; r++) ar[r] = a + (r0 + r) * ars;                  \
     BP_UNROLL for (int r = 0; r < mr; r++)                                              \
-        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] = (bp_v##SUF){0};        \
-    for (ptrdiff_t s = 0; s < S; s++) {                                                 \
+        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                    \
+            acc[r][c] = s0 ? bp_load_##SUF(C + (r0 + r) * ldc + col[c]) : (bp_v##SUF){0}; \
+    for (ptrdiff_t s = s0; s < s1; s++) {                                               \
         bp_v##SUF bv[BP_BC_NR];                                                         \
         const T *Bs = B + s * ldb;                                                      \
         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bv[c] = bp_load_##SUF(Bs + col[c]); \
@@ -168,19 +175,25 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
             }                                                                           \
         return;                                                                         \
     }                                                                                   \
+    /* Column panel outermost (an overlapping edge vector must see only its own       \
+       panel's partial sums), then blocks of BP_BC_SC values of s, so that the panel's  \
+       rows of B stay in L1 while every row tile uses them. */                        \
     for (ptrdiff_t n0 = 0; n0 < N; n0 += step) {                                        \
         ptrdiff_t col[BP_BC_NR];                                                        \
         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
             ptrdiff_t at = n0 + c * BP_W##SUF;                                          \
             col[c] = at + BP_W##SUF <= N ? at : N - BP_W##SUF;  /* overlap, not pad */  \
         }                                                                               \
-        for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_BC_MR)                                  \
-            switch (R - r0 < BP_BC_MR ? R - r0 : BP_BC_MR) {                            \
-            case 1: bp_bcast_tile_##SUF(r0, 1, S, a, ars, ass, B, ldb, col, C, ldc); break; \
-            case 2: bp_bcast_tile_##SUF(r0, 2, S, a, ars, ass, B, ldb, col, C, ldc); break; \
-            case 3: bp_bcast_tile_##SUF(r0, 3, S, a, ars, ass, B, ldb, col, C, ldc); break; \
-            default: bp_bcast_tile_##SUF(r0, BP_BC_MR, S, a, ars, ass, B, ldb, col, C, ldc); \
-            }                                                                           \
+        for (ptrdiff_t s0 = 0; s0 < S || s0 == 0; s0 += BP_BC_SC) {                     \
+            ptrdiff_t s1 = s0 + BP_BC_SC < S ? s0 + BP_BC_SC : S;                       \
+            for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_BC_MR)                              \
+                switch (R - r0 < BP_BC_MR ? R - r0 : BP_BC_MR) {                        \
+                case 1: bp_bcast_tile_##SUF(r0, 1, s0, s1, a, ars, ass, B, ldb, col, C, ldc); break; \
+                case 2: bp_bcast_tile_##SUF(r0, 2, s0, s1, a, ars, ass, B, ldb, col, C, ldc); break; \
+                case 3: bp_bcast_tile_##SUF(r0, 3, s0, s1, a, ars, ass, B, ldb, col, C, ldc); break; \
+                default: bp_bcast_tile_##SUF(r0, BP_BC_MR, s0, s1, a, ars, ass, B, ldb, col, C, ldc); \
+                }                                                                       \
+        }                                                                               \
     }                                                                                   \
 }
 
