@@ -1,0 +1,50 @@
+"""Python is entered once per epoch, not per mini-batch, and an epoch's Python-side
+memory does not depend on how many steps it takes.
+
+The step itself is C without the GIL (tools/check_annotation.py shows no Python
+C-API call in the kernels, and they call no allocator), so these two facts are
+what remains to check from Python.
+"""
+import tracemalloc
+
+import numpy as np
+
+import bpcore.network
+from bpcore import Network
+
+
+def test_one_kernel_call_per_epoch(monkeypatch):
+    calls = []
+    train = bpcore.network._kernels.train
+
+    def counting(*args, **kwargs):
+        calls.append(args[7])  # the batch size
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(bpcore.network._kernels, "train", counting)
+    rng = np.random.default_rng(0)
+    X, y = rng.random((500, 8)), rng.integers(0, 3, 500)
+    Network([8, 5, 3], seed=0).fit(X, y, 3, 1, 0.01)  # 3 epochs of 500 steps each
+    assert calls == [1, 1, 1]
+
+
+def _epoch_peak(net, X, y, batch_size):
+    """Peak of traced (Python and NumPy) memory above the start, during one epoch."""
+    net.fit(X, y, 1, batch_size, 0.01, seed=0)  # warm-up: caches, lazy imports
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        net.fit(X, y, 1, batch_size, 0.01, seed=0)
+        return tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+
+
+def test_epoch_memory_does_not_grow_with_steps():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((4000, 20)), rng.integers(0, 4, 4000)
+    net = Network([20, 16, 4], seed=0, num_threads=2)
+    # Same data, batch 8 (500 steps) against batch 1 (4000 steps): the workspaces
+    # shrink with the batch, so anything allocated per step and kept would show.
+    assert _epoch_peak(net, X, y, 1) <= _epoch_peak(net, X, y, 8)
