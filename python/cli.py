@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from . import bench as bench_configs
 from . import DivergenceError, History, Network, __version__, build_info
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
 from ._validation import check_fit_args
@@ -186,8 +187,10 @@ def _build_parser() -> _Parser:
         "source repository.",
         "examples:\n  bpcore bench\n  bpcore bench --configs M-f32 --threads 1,2,4 "
         "--plot bench.png")
-    bench.add_argument("--configs", default=",".join(_BENCH_CONFIGS), metavar="NAME,...",
-                       help="configs to run (default: %(default)s)")
+    bench.add_argument("--configs", default=",".join(_BENCH_DEFAULT), metavar="NAME,...",
+                       help="configs to run, from "
+                            f"{', '.join(c.name for c in bench_configs.CONFIGS)} "
+                            "(default: %(default)s)")
     bench.add_argument("--threads", type=_int_list, metavar="N,N,...",
                        help="thread counts (default: 1 and the default thread count)")
     bench.add_argument("--samples", type=int, default=2000, metavar="N",
@@ -499,28 +502,13 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 # -- bench --------------------------------------------------------------------------------
 #: The configs of benchmarks/configs.py: sizes, activations, cost, batch size, dtype, lr.
-_BENCH_CONFIGS = {
-    "N1-f64": ((784, 30, 10), "sigmoid", "quadratic", 10, "float64", 3.0),
-    "N1-f32": ((784, 30, 10), "sigmoid", "quadratic", 10, "float32", 3.0),
-    "M-f32": ((784, 256, 128, 10), ("relu", "relu", "softmax"), "log_likelihood", 64,
-              "float32", 0.1),
-}
+#: Configs ``bpcore bench`` runs unless told otherwise (the others are large).
+_BENCH_DEFAULT = ("N1-f64", "N1-f32", "M-f32")
 _TIMED_EPOCHS = 3
 
 
-def _bench_data(sizes, dtype, n: int):
-    """X uniform in [0, 1]; one-hot labels from a fixed random linear map of X."""
-    rng = np.random.default_rng(0)
-    X = rng.random((n, sizes[0]))
-    labels = np.argmax((X - 0.5) @ rng.standard_normal((sizes[0], sizes[-1])), axis=1)
-    return X.astype(dtype), np.eye(sizes[-1], dtype=dtype)[labels]
-
-
 def _bench(args: argparse.Namespace) -> int:
-    configs = args.configs.split(",")
-    unknown = [name for name in configs if name not in _BENCH_CONFIGS]
-    if unknown:
-        raise ValueError(f"unknown config(s) {unknown}; choose from {list(_BENCH_CONFIGS)}")
+    configs = bench_configs.get_configs(args.configs.split(","))
     info = build_info()
     threads = args.threads or sorted({1, info["num_threads"]})
     if min(threads) < 1:
@@ -537,17 +525,17 @@ def _bench(args: argparse.Namespace) -> int:
           f"{_TIMED_EPOCHS} epochs after a warm-up", flush=True)
     print(f"{'config':<8}{'threads':>9}{'samples/s':>14}")
     rows = []
-    for name in configs:
-        sizes, activations, cost, batch_size, dtype, lr = _BENCH_CONFIGS[name]
-        X, Y = _bench_data(sizes, dtype, args.samples)
+    for config in configs:
+        X, Y = config.data(args.samples)
         for t in threads:
-            net = Network(sizes, activations, cost, dtype, seed=0, num_threads=t)
-            seconds = [net.fit(X, Y, 1, batch_size, lr, shuffle=False).seconds[0]
-                       for _ in range(_TIMED_EPOCHS + 1)][1:]
+            net = Network(config.sizes, config.activations, config.cost, config.dtype, seed=0,
+                          num_threads=t)
+            seconds = net.fit(X, Y, 1 + _TIMED_EPOCHS, config.batch_size, config.lr,
+                              shuffle=False).seconds[1:]
             speed = args.samples / statistics.median(seconds)
-            rows.append({"config": name, "implementation": "bpcore", "threads": net.num_threads,
-                         "samples_per_s": speed})
-            print(f"{name:<8}{net.num_threads:>9}{speed:>14,.0f}", flush=True)
+            rows.append({"config": config.name, "implementation": "bpcore",
+                         "threads": net.num_threads, "samples_per_s": speed})
+            print(f"{config.name:<8}{net.num_threads:>9}{speed:>14,.0f}", flush=True)
     compare = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
     if compare.is_file():
         print(f"bpcore against NumPy and PyTorch: python {compare}")

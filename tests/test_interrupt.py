@@ -5,7 +5,6 @@ completed.  The child checks that the network equals an uninterrupted run of
 the completed epochs, bitwise, and reports how long the interrupt took (printed
 for the record, not asserted: timing is not a test criterion here).
 """
-import os
 import signal
 import subprocess
 import sys

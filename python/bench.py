@@ -1,0 +1,78 @@
+"""The benchmark configurations and their synthetic data.
+
+Shared by ``bpcore bench`` (bpcore alone) and ``benchmarks/`` in the source
+repository (bpcore beside NumPy, PyTorch and the reference), so both time the
+same networks on the same data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Config", "CONFIGS", "REFERENCE_CONFIGS", "flop_per_sample", "get_configs"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One network + training setting that every implementation is timed on."""
+
+    name: str
+    sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    cost: str
+    batch_size: int
+    dtype: str
+    lr: float
+    n_samples: int = 10_000
+
+    def data(self, n_samples: int | None = None, seed: int = 0):
+        """``(X, Y)``: X uniform in [0, 1], Y one-hot, both of the config's dtype.
+
+        The inputs are cut into one block per class and the label is the
+        block with the largest sum, so the task is learnable.  No BLAS call
+        is made, so no BLAS threads are left spinning when a timing starts.
+        """
+        n = self.n_samples if n_samples is None else n_samples
+        n_in, n_out = self.sizes[0], self.sizes[-1]
+        X = np.random.default_rng(seed).random((n, n_in))
+        block = n_in // n_out
+        labels = X[:, :block * n_out].reshape(n, n_out, block).sum(axis=2).argmax(axis=1)
+        Y = np.zeros((n, n_out))
+        Y[np.arange(n), labels] = 1
+        return X.astype(self.dtype), Y.astype(self.dtype)
+
+
+CONFIGS = (
+    # Nielsen's network.py setting: small, so per-mini-batch overhead dominates.
+    Config("N1-f64", (784, 30, 10), ("sigmoid", "sigmoid"), "quadratic", 10, "float64", 3.0),
+    Config("N1-f32", (784, 30, 10), ("sigmoid", "sigmoid"), "quadratic", 10, "float32", 3.0),
+    Config("N2-f32", (784, 100, 10), ("sigmoid", "sigmoid"), "quadratic", 32, "float32", 3.0),
+    # A wider modern MLP: GEMM-bound.
+    Config("M-f32", (784, 256, 128, 10), ("relu", "relu", "softmax"), "log_likelihood", 64,
+           "float32", 0.1),
+    # Large layers: how close each gets to the machine's matrix-multiply peak.
+    Config("L-f32", (784, 1024, 1024, 10), ("relu", "relu", "softmax"), "log_likelihood", 256,
+           "float32", 0.01, n_samples=4_096),
+    Config("XL-f32", (1024, 4096, 4096, 1024), ("relu", "relu", "softmax"), "log_likelihood",
+           512, "float32", 0.01, n_samples=2_048),
+)
+
+#: Configs small enough to time the pure-Python reference on.
+REFERENCE_CONFIGS = ("N1-f64", "N1-f32", "N2-f32", "M-f32")
+
+
+def flop_per_sample(config: Config) -> int:
+    """6 * sum(n_in * n_out): forward, delta and gradient products, 2 FLOP per multiply-add."""
+    return 6 * sum(a * b for a, b in zip(config.sizes[:-1], config.sizes[1:]))
+
+
+def get_configs(names=None):
+    """The configs called ``names`` (all if None), in the order given."""
+    if names is None:
+        return list(CONFIGS)
+    by_name = {c.name: c for c in CONFIGS}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown configs {unknown}; choose from {list(by_name)}")
+    return [by_name[n] for n in names]
