@@ -74,5 +74,5 @@ def get_configs(names=None):
     by_name = {c.name: c for c in CONFIGS}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise ValueError(f"unknown configs {unknown}; choose from {list(by_name)}")
+        raise ValueError(f"unknown config(s) {unknown}; choose from {list(by_name)}")
     return [by_name[n] for n in names]
