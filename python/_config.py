@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, check_name
 
 #: Activation names, in the order of the integer codes used by the kernels.
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
@@ -60,14 +60,6 @@ class Architecture:
         return len(self.sizes) - 1
 
 
-def _check_name(kind: str, value: object, allowed: Sequence[str]) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{kind} must be a string, one of {list(allowed)}; got {value!r}")
-    if value not in allowed:
-        raise ValueError(f"unknown {kind} {value!r}; expected one of {list(allowed)}")
-    return value
-
-
 def resolve_dtype(dtype: object) -> np.dtype:
     """``"float32"``/``"float64"`` (or the NumPy types) as a ``np.dtype``."""
     try:
@@ -101,13 +93,13 @@ def make_architecture(sizes, activations, cost, dtype) -> Architecture:
     else:
         raise TypeError(f"activations must be a string or a list of strings, got {activations!r}")
     for i, act in enumerate(activations):
-        _check_name(f"activations[{i}]", act, ACTIVATIONS)
+        check_name(f"activations[{i}]", act, ACTIVATIONS)
     if "softmax" in activations[:-1]:
         raise ValueError(
             "softmax is only allowed as the output layer's activation, got activations="
             f"{list(activations)!r}")
 
-    cost = _check_name("cost", cost, COSTS)
+    cost = check_name("cost", cost, COSTS)
     allowed = _ALLOWED_OUTPUT[cost]
     if activations[-1] not in allowed:
         raise ValueError(
@@ -142,7 +134,7 @@ def init_parameters(arch: Architecture, init: str, rng: np.random.Generator) -> 
     float64, so the same seed gives the same network in either dtype (rounded
     once to float32).
     """
-    _check_name("init", init, INITS)
+    check_name("init", init, INITS)
     pairs = list(zip(arch.sizes[:-1], arch.sizes[1:]))
     if init in ("gaussian", "scaled_gaussian"):
         biases = [rng.standard_normal(n_out) for _, n_out in pairs]

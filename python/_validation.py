@@ -157,6 +157,15 @@ def check_real(name: str, value, *, minimum: float | None = None,
     return value
 
 
+def check_name(name: str, value, allowed) -> str:
+    """A string among ``allowed`` (an activation, cost, init ... name)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {list(allowed)}; got {value!r}")
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}: {name} must be one of {list(allowed)}")
+    return value
+
+
 def check_int(name: str, value, minimum: int) -> int:
     """An integer >= minimum (bools are refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):

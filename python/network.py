@@ -21,6 +21,9 @@ from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
 
+#: Whether the kernels were built with OpenMP (fixed for the process).
+_OPENMP = _kernels.compiled_info()["openmp"]
+
 #: Work per mini-batch step below which a network without an explicit
 #: ``num_threads`` runs on one thread.  A step's two barriers and the parameters
 #: and activations that move between the cores' caches cost tens of microseconds;
@@ -147,7 +150,7 @@ class Network(BaseNetwork):
     @property
     def num_threads(self) -> int:
         """Threads the kernels use for this network (1 in a build without OpenMP)."""
-        if not _kernels.compiled_info()["openmp"]:
+        if not _OPENMP:
             return 1
         return self._num_threads if self._num_threads is not None else get_num_threads()
 

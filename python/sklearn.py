@@ -30,19 +30,11 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
                       "sklearn.utils.validation.validate_data)") from exc
 
 from ._config import ACTIVATIONS, INITS, resolve_dtype
-from ._validation import check_int, check_real
+from ._validation import check_int, check_name, check_real
 from .network import Network
 
 #: Activations a hidden layer may use (softmax is for output layers only).
 HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")
-
-
-def _check_choice(name: str, value, allowed) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {list(allowed)}; got {value!r}")
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return value
 
 
 def _check_hidden_layer_sizes(value) -> tuple[int, ...]:
@@ -67,7 +59,7 @@ class _BPEstimator(BaseEstimator):
     def _checked_params(self) -> dict:
         """The constructor parameters, checked; raises naming the first bad one."""
         dtype = resolve_dtype(self.dtype)
-        activation = _check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
+        activation = check_name("activation", self.activation, HIDDEN_ACTIVATIONS)
         init = self.init
         if init is None:
             init = "he" if activation in ("relu", "leaky_relu") else "xavier"
@@ -78,7 +70,7 @@ class _BPEstimator(BaseEstimator):
         checked = {
             "hidden_layer_sizes": _check_hidden_layer_sizes(self.hidden_layer_sizes),
             "activation": activation,
-            "cost": _check_choice("cost", self.cost, self._COSTS),
+            "cost": check_name("cost", self.cost, self._COSTS),
             "learning_rate": check_real("learning_rate", self.learning_rate, minimum=0.0),
             "batch_size": check_int("batch_size", self.batch_size, 1),
             "epochs": check_int("epochs", self.epochs, 1),
@@ -89,7 +81,7 @@ class _BPEstimator(BaseEstimator):
             "n_iter_no_change": check_int("n_iter_no_change", self.n_iter_no_change, 1),
             "tol": check_real("tol", self.tol, minimum=0.0),
             "dtype": dtype,
-            "init": _check_choice("init", init, INITS),
+            "init": check_name("init", init, INITS),
         }
         if self.early_stopping and checked["validation_fraction"] == 0.0:
             raise ValueError("validation_fraction must be > 0 with early_stopping=True")
