@@ -258,17 +258,21 @@ cdef void mean_rows(const LayoutC* net, real* grads, Py_ssize_t m, Py_ssize_t l,
         gb[k] /= m
 
 
-cdef inline void sgd_update(real* p, real* v, const real* g_sum, Py_ssize_t n, real m, real lr,
-                            real decay, real mu, bint momentum) noexcept nogil:
-    """v = mu v - lr (g + decay p); p += v, with g = g_sum / m (plain SGD without momentum)."""
+cdef inline void sgd_update(real* p, real* v, const real* g_sum, Py_ssize_t n, real step,
+                            real lr_decay, real mu, bint momentum) noexcept nogil:
+    """v = mu v - (step g_sum + lr_decay p); p += v (plain SGD: p -= ... without momentum).
+
+    step = lr / m turns the sum of the m examples' gradients into the mean's step,
+    w -> w - (eta/m) sum_x dC_x/dw as the seeds write it; lr_decay = lr * decay.
+    """
     cdef Py_ssize_t k
     if momentum:
         for k in range(n):
-            v[k] = mu * v[k] - lr * (g_sum[k] / m + decay * p[k])
+            v[k] = mu * v[k] - (step * g_sum[k] + lr_decay * p[k])
             p[k] += v[k]
     else:
         for k in range(n):
-            p[k] -= lr * (g_sum[k] / m + decay * p[k])
+            p[k] -= step * g_sum[k] + lr_decay * p[k]
 
 
 cdef void update_rows(const LayoutC* net, real* params, const real* grads, real* velocity,
@@ -278,10 +282,11 @@ cdef void update_rows(const LayoutC* net, real* params, const real* grads, real*
     cdef Py_ssize_t n_in = net.sizes[l - 1]
     cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
     cdef bint with_momentum = sgd.momentum != 0
-    sgd_update(params + w, velocity + w, grads + w, (j1 - j0) * n_in, <real>m,
-               <real>sgd.lr, <real>sgd.decay, <real>sgd.momentum, with_momentum)
-    sgd_update(params + b, velocity + b, grads + b, j1 - j0, <real>m,
-               <real>sgd.lr, 0, <real>sgd.momentum, with_momentum)
+    cdef real step = <real>(sgd.lr / m)
+    sgd_update(params + w, velocity + w, grads + w, (j1 - j0) * n_in, step,
+               <real>(sgd.lr * sgd.decay), <real>sgd.momentum, with_momentum)
+    sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
+               with_momentum)
 
 
 #: How often a training epoch checks for Ctrl-C and other signals.

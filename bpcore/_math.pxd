@@ -6,7 +6,13 @@ and is ``noexcept nogil``; the kernels in ``_kernels.pyx`` call it from inside
 their OpenMP regions.  The matrix products live in ``_gemm.h``.  ``real`` is float or double; each function is compiled
 once per type.  Names of the codes match ``python/_config.py``.
 """
-from libc.math cimport exp, expf, tanh, tanhf, log, logf, log1p, fabs
+from libc.math cimport exp, tanh, tanhf, log, log1p, fabs
+
+cdef extern from "_vmath.h" nogil:
+    void bp_sigmoid_f(const float* z, float* a, Py_ssize_t n)
+    void bp_sigmoid_d(const double* z, double* a, Py_ssize_t n)
+    float bp_softmax_exp_f(const float* z, float max, float* a, Py_ssize_t n)
+    double bp_softmax_exp_d(const double* z, double max, double* a, Py_ssize_t n)
 
 ctypedef fused real:
     float
@@ -34,25 +40,16 @@ cdef extern from *:
     const double LEAKY_SLOPE "BP_LEAKY_SLOPE"
 
 
-cdef inline real exp_(real x) noexcept nogil:
-    if real is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
 cdef inline void activate(int act, const real* z, real* a, Py_ssize_t n) noexcept nogil:
     """a = sigma(z) for one layer of one example (softmax normalises the whole layer)."""
     cdef Py_ssize_t j
-    cdef real e, m, total
+    cdef real m, total
     if act == SIGMOID:
-        for j in range(n):
-            # split at 0 so exp never overflows: 1/(1+e^-z) = e^z/(1+e^z)
-            if z[j] >= 0:
-                a[j] = 1 / (1 + exp_(-z[j]))
-            else:
-                e = exp_(z[j])
-                a[j] = e / (1 + e)
+        # 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below, so exp never overflows (_vmath.h)
+        if real is float:
+            bp_sigmoid_f(z, a, n)
+        else:
+            bp_sigmoid_d(z, a, n)
     elif act == TANH:
         for j in range(n):
             if real is float:
@@ -71,10 +68,10 @@ cdef inline void activate(int act, const real* z, real* a, Py_ssize_t n) noexcep
         for j in range(1, n):
             if z[j] > m:
                 m = z[j]
-        total = 0
-        for j in range(n):
-            a[j] = exp_(z[j] - m)
-            total += a[j]
+        if real is float:
+            total = bp_softmax_exp_f(z, m, a, n)
+        else:
+            total = bp_softmax_exp_d(z, m, a, n)
         for j in range(n):
             a[j] /= total
     else:  # IDENTITY

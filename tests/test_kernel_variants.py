@@ -87,3 +87,55 @@ def test_variant_blocked_sums_match_reference(variant):
             assert np.max(np.abs(g - w)) <= 1e-12 * max(1.0, np.max(np.abs(w)))
         results.append(np.concatenate([g.ravel() for g in got]))
     assert all(np.array_equal(results[0], r) for r in results[1:])
+
+
+def _identity_layer(n, activation, dtype, variant):
+    """A one-layer network with W = I and b = 0: feedforward(z) is sigma(z) itself."""
+    net = bpcore.Network([n, n], [activation], "quadratic" if activation != "softmax"
+                         else "log_likelihood", dtype=dtype, seed=0, num_threads=1)
+    net.weights = [np.eye(n, dtype=dtype)]
+    net.biases = [np.zeros(n, dtype=dtype)]
+    return net
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 7, 16, 19])  # below, at and past one vector; tails
+def test_vectorised_sigmoid_is_accurate(variant, dtype, n):
+    """sigmoid through _vmath.h's exp, against libm in long double, over every regime.
+
+    z covers 0, the bulk, the saturated tails, the subnormal region of e^-|z| and
+    beyond (where a rounds to 0 or 1).  z = 1*x + 0 is exact, so the output is
+    sigma(x) alone.  The bound, 4 ulp of the result, allows the exp's ~1 ulp plus
+    the division's rounding; a wrong polynomial or exponent would be off by far
+    more.  Below the smallest normal the ulp is the subnormal spacing.
+    """
+    info = np.finfo(dtype)
+    top = 760.0 if dtype == "float64" else 110.0
+    z = np.concatenate([np.linspace(-top, top, 4001), [0.0, -0.0, 1e-30, -1e-30],
+                        -np.geomspace(1, top, 200), np.geomspace(1, top, 200)]).astype(dtype)
+    z = np.resize(z, (-(-z.size // n), n))
+    net = _identity_layer(n, "sigmoid", dtype, variant)
+    got = net.feedforward(z)
+    zl = z.astype(np.longdouble)
+    want = np.where(zl >= 0, 1 / (1 + np.exp(-zl)), np.exp(zl) / (1 + np.exp(zl)))
+    ulp = np.maximum(np.spacing(want.astype(dtype)), info.smallest_subnormal)
+    assert np.all(np.abs(got - want) <= 4 * ulp)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [2, 9, 16, 33])
+def test_vectorised_softmax_is_accurate(variant, dtype, n):
+    """softmax through _vmath.h's exp against long double, with spreads that underflow."""
+    rng = np.random.default_rng(n)
+    scale = np.array([1e-3, 1.0, 30.0, 300.0, 3000.0])[:, None]
+    z = (rng.standard_normal((5, n)) * scale).astype(dtype)
+    got = _identity_layer(n, "softmax", dtype, variant).feedforward(z)
+    # z - max z rounds in the network's dtype (as in every softmax: up to half an
+    # ulp of |z - max|, i.e. 1e-13 relative error of e^-300 in float64); exp onwards
+    # is what is tested, so the oracle starts from the same rounded differences.
+    shifted = (z - z.max(axis=1, keepdims=True)).astype(np.longdouble)
+    e = np.exp(shifted)
+    want = e / e.sum(axis=1, keepdims=True)
+    # each a_j: exp (~1 ulp), a sum of n terms (n/2 ulp of the largest) and a division
+    ulp = np.maximum(np.spacing(want.astype(dtype)), np.finfo(dtype).smallest_subnormal)
+    assert np.all(np.abs(got - want) <= (4 + n) * ulp)
