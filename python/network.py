@@ -24,12 +24,15 @@ from ._threads import check_num_threads, get_num_threads
 #: Whether the kernels were built with OpenMP (fixed for the process).
 _OPENMP = _kernels.compiled_info()["openmp"]
 
-#: Work per mini-batch step below which a network without an explicit
-#: ``num_threads`` runs on one thread.  A step's two barriers and the parameters
+#: Work per mini-batch step below which a network runs on one thread, whatever
+#: its ``num_threads`` (results do not depend on the count, only the speed does:
+#: the issue's rule "never slower with 2 threads").  A step's two barriers and the parameters
 #: and activations that move between the cores' caches cost tens of microseconds;
 #: measured on a 2-core EPYC, 784-30-10 at batch 10 (1.4 MFLOP a step) gained at
 #: most 1.15x from a second thread and lost 2x when the host was busy, while
-#: 784-100-10 at batch 32 (15 MFLOP) gained 1.4x.
+#: 784-100-10 at batch 32 (15 MFLOP) gained 1.4x.  With another process on the
+#: second core, each barrier can wait a scheduler time slice: 784-30-10 then ran
+#: 300x slower on two threads than on one.
 _MIN_PARALLEL_FLOP = 4_000_000
 
 #: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
@@ -62,10 +65,11 @@ class Network(BaseNetwork):
     seed : int, optional
         Seeds initialisation and (unless ``fit`` gets its own) shuffling.
     num_threads : int, optional
-        OpenMP threads for this network.  Default: up to
-        :func:`bpcore.get_num_threads`, but one thread for mini-batches too small
-        to pay for the synchronisation of a second (under 4 MFLOP per step, e.g.
-        784-30-10 at batch 10).
+        Most OpenMP threads this network uses.  Default:
+        :func:`bpcore.get_num_threads`.  A mini-batch step too small to pay for
+        the synchronisation of a second thread (under 4 MFLOP, e.g. 784-30-10 at
+        batch 10) runs on one thread whatever the count; the results are bitwise
+        the same for every count.
 
     Examples
     --------
@@ -193,9 +197,10 @@ class Network(BaseNetwork):
     fit.__doc__ = BaseNetwork.fit.__doc__
 
     def _threads_for(self, rows: int) -> int:
-        """Threads for a pass over mini-batches of ``rows`` examples."""
-        if self._num_threads is not None or self.num_threads == 1:
-            return self.num_threads
+        """Threads for a pass over mini-batches of ``rows`` examples: the network's
+        count, or one when a step is under ``_MIN_PARALLEL_FLOP``."""
+        if self.num_threads == 1:
+            return 1
         flop = 6 * rows * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
         return self.num_threads if flop >= _MIN_PARALLEL_FLOP else 1
 

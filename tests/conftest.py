@@ -44,6 +44,19 @@ OUTPUT_PAIRS = (
 HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 
 
+@pytest.fixture(autouse=True)
+def parallel_small_steps(monkeypatch):
+    """Let the tests' small networks run on the thread counts they ask for.
+
+    bpcore runs a mini-batch step under ``_MIN_PARALLEL_FLOP`` on one thread
+    whatever ``num_threads`` says (a speed rule: results are the same on any
+    count).  The tests' networks are tiny, and what they check (bitwise thread
+    independence, the partitioning's edges) needs the parallel code paths, so the
+    rule is off here; tests/test_threads.py tests the rule itself.
+    """
+    monkeypatch.setattr(bpcore.network, "_MIN_PARALLEL_FLOP", 0)
+
+
 @pytest.fixture
 def restore_num_threads():
     """Put the global default thread count back as it was after the test."""

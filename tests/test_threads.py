@@ -116,7 +116,8 @@ def test_build_info_keys_and_types():
 VARIANTS = ("x86-64-v4", "x86-64-v3", "baseline")
 
 VARIANT_CODE = """
-import hashlib, json, numpy as np, bpcore
+import hashlib, json, numpy as np, bpcore, bpcore.network
+bpcore.network._MIN_PARALLEL_FLOP = 0  # really run this small network on 2 and 3 threads
 rng = np.random.default_rng(0)
 X = rng.normal(size=(97, 21)); y = rng.integers(0, 5, size=97)
 digests, params = [], None
@@ -243,3 +244,15 @@ def test_concurrent_training_of_the_same_architecture_with_different_data():
     for (p, c, o), (pe, ce, oe) in zip(results, expected):
         assert all(np.array_equal(a, b) for a, b in zip(p, pe))
         assert c == ce and np.array_equal(o, oe)
+
+
+def test_small_steps_run_on_one_thread_whatever_the_count(monkeypatch):
+    """num_threads is a maximum: a step under _MIN_PARALLEL_FLOP runs on one thread."""
+    monkeypatch.setattr(bpcore.network, "_MIN_PARALLEL_FLOP", 4_000_000)
+    if not bpcore.build_info()["openmp"]:
+        pytest.skip("a build without OpenMP always runs one thread")
+    net = bpcore.Network([784, 30, 10], num_threads=2)
+    assert net.num_threads == 2
+    assert net._threads_for(10) == 1        # 6 * 10 * 23,820 = 1.4 MFLOP
+    assert net._threads_for(100) == 2       # 14 MFLOP
+    assert bpcore.Network([784, 30, 10], num_threads=1)._threads_for(1000) == 1
