@@ -12,7 +12,8 @@
  * set; python/_dispatch.py picks one at import).  Each element of C is summed by
  * one fixed sequence of operations, whatever tile, row block or thread computed
  * it: dot keeps one partial sum per vector lane and combines the lanes in a fixed
- * pairwise tree; bcast sums over s in order.  Edge tiles have fewer rows (the
+ * pairwise tree (per block of k, blocks fixed by K alone, added in order); bcast
+ * sums over s in order.  Edge tiles have fewer rows (the
  * same per-row arithmetic), repeat the last valid column of W, or overlap the
  * previous vector, recomputing identical values rather than switching to
  * different arithmetic.  Hence results never depend on the
@@ -47,6 +48,11 @@
 #define BP_ISA "baseline"
 #endif
 
+/* Rows of A and W longer than BP_DOT_KMAX bytes are summed in blocks of BP_DOT_KC
+ * bytes (a 4-row tile of W: 8 KiB, in L1; 256 rows of A: 512 KiB, in L2). */
+#define BP_DOT_KMAX 8192
+#define BP_DOT_KC 2048
+
 /* Values of s summed per pass over a column panel of bcast (a panel's rows of B:
  * BP_BC_SC x BP_BC_NR vectors, 32 KiB for float on AVX-512). */
 #define BP_BC_SC 128
@@ -73,38 +79,71 @@ static inline int bp_cpu_level(void) {
 #define BP_UNROLL _Pragma("GCC unroll 16")
 #define BP_INLINE inline __attribute__((always_inline))
 
+typedef float bp_vf __attribute__((vector_size(BP_VBYTES)));
+typedef double bp_vd __attribute__((vector_size(BP_VBYTES)));
+typedef float bp_v4f __attribute__((vector_size(16)));
+typedef double bp_v2d __attribute__((vector_size(16)));
+#if BP_VBYTES >= 32
+typedef float bp_v8f __attribute__((vector_size(32)));
+typedef double bp_v4d __attribute__((vector_size(32)));
+#endif
+enum { BP_Wf = BP_VBYTES / sizeof(float), BP_Wd = BP_VBYTES / sizeof(double) };
+
+/* Sum of the lanes in a fixed pairwise tree: lane l += lane l + w for w = W/2 ... 1.
+ * Each level adds the high half of the vector to the low half, as one add of
+ * half-width vectors (lanes read by subscript, not through memory, so that the
+ * accumulators stay in registers); a scalar loop here was compiled to one
+ * extract and one scalar add per lane, a quarter of a forward tile's time. */
+static inline float bp_hsum_f(bp_vf v) {
+    bp_v4f s4;
+#if BP_VBYTES == 64
+    bp_v8f s8 = (bp_v8f){v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}
+              + (bp_v8f){v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
+    s4 = (bp_v4f){s8[0], s8[1], s8[2], s8[3]} + (bp_v4f){s8[4], s8[5], s8[6], s8[7]};
+#elif BP_VBYTES == 32
+    s4 = (bp_v4f){v[0], v[1], v[2], v[3]} + (bp_v4f){v[4], v[5], v[6], v[7]};
+#else
+    s4 = v;
+#endif
+    float l0 = s4[0] + s4[2], l1 = s4[1] + s4[3];
+    return l0 + l1;
+}
+
+static inline double bp_hsum_d(bp_vd v) {
+    bp_v2d s2;
+#if BP_VBYTES == 64
+    bp_v4d s4 = (bp_v4d){v[0], v[1], v[2], v[3]} + (bp_v4d){v[4], v[5], v[6], v[7]};
+    s2 = (bp_v2d){s4[0], s4[1]} + (bp_v2d){s4[2], s4[3]};
+#elif BP_VBYTES == 32
+    s2 = (bp_v2d){v[0], v[1]} + (bp_v2d){v[2], v[3]};
+#else
+    s2 = v;
+#endif
+    return s2[0] + s2[1];
+}
+
 #define BP_DEFINE_GEMM(T, SUF)                                                          \
-typedef T bp_v##SUF __attribute__((vector_size(BP_VBYTES)));                            \
-enum { BP_W##SUF = BP_VBYTES / sizeof(T) };                                             \
-                                                                                        \
 static inline bp_v##SUF bp_load_##SUF(const T *p) {                                     \
     bp_v##SUF v; memcpy(&v, p, sizeof v); return v;                                     \
 }                                                                                       \
 static inline void bp_store_##SUF(T *p, bp_v##SUF v) { memcpy(p, &v, sizeof v); }       \
                                                                                         \
-/* Sum of the lanes, in a fixed pairwise tree. */                                       \
-static inline T bp_hsum_##SUF(bp_v##SUF v) {                                            \
-    T lanes[BP_W##SUF];                                                                 \
-    memcpy(lanes, &v, sizeof v);                                                        \
-    BP_UNROLL for (int w = BP_W##SUF / 2; w >= 1; w /= 2)                               \
-        BP_UNROLL for (int l = 0; l < w; l++) lanes[l] += lanes[l + w];                 \
-    return lanes[0];                                                                    \
-}                                                                                       \
-                                                                                        \
-/* One mr x NR tile of C = A W^T (mr <= MR, a constant after inlining); columns   \
-   beyond n repeat the last valid one. */                                               \
+/* One mr x NR tile of C = A W^T over k0 <= k < k1 (mr <= MR, a constant after       \
+   inlining); columns beyond n repeat the last valid one.  The first block (k0 = 0)  \
+   stores its sums, later blocks add theirs to C. */                                    \
 static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, int mr, \
                                         const T *W, ptrdiff_t ldw, ptrdiff_t j,         \
-                                        ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
+                                        ptrdiff_t n, ptrdiff_t k0, ptrdiff_t k1, T *C,  \
+                                        ptrdiff_t ldc) {                                \
     const T *a[BP_DOT_MR], *w[BP_DOT_NR];                                               \
     bp_v##SUF acc[BP_DOT_MR][BP_DOT_NR];                                                \
-    ptrdiff_t k, kv = K - K % BP_W##SUF;                                                \
+    ptrdiff_t k, kv = k1 - (k1 - k0) % BP_W##SUF;                                       \
     BP_UNROLL for (int r = 0; r < mr; r++) a[r] = A + (i + r) * lda;                    \
     BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++)                                       \
         w[c] = W + (j + c < n ? j + c : n - 1) * ldw;                                   \
     BP_UNROLL for (int r = 0; r < mr; r++)                                              \
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] = (bp_v##SUF){0};       \
-    for (k = 0; k < kv; k += BP_W##SUF) {                                               \
+    for (k = k0; k < kv; k += BP_W##SUF) {                                              \
         bp_v##SUF av[BP_DOT_MR], wv[BP_DOT_NR];                                         \
         BP_UNROLL for (int r = 0; r < mr; r++) av[r] = bp_load_##SUF(a[r] + k);         \
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) wv[c] = bp_load_##SUF(w[c] + k);  \
@@ -115,23 +154,32 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) {                                 \
             if (j + c >= n) break;                                                      \
             T s = bp_hsum_##SUF(acc[r][c]);                                             \
-            for (k = kv; k < K; k++) s += a[r][k] * w[c][k];                            \
-            C[(i + r) * ldc + j + c] = s;                                               \
+            for (k = kv; k < k1; k++) s += a[r][k] * w[c][k];                           \
+            T *out = C + (i + r) * ldc + j + c;                                         \
+            *out = k0 ? *out + s : s;                                                   \
         }                                                                               \
     }                                                                                   \
 }                                                                                       \
                                                                                         \
-/* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n. */                                 \
+/* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KMAX      \
+   bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles before   \
+   the next, so that a tile's rows of W stay in L1 and the block of A in L2.  The     \
+   blocks depend on K alone, never on m, n or the thread count. */                    \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
-    for (ptrdiff_t j = 0; j < n; j += BP_DOT_NR)                                        \
-        for (ptrdiff_t i = 0; i < m; i += BP_DOT_MR)                                    \
-            switch (m - i < BP_DOT_MR ? m - i : BP_DOT_MR) {                            \
-            case 1: bp_dot_tile_##SUF(A, lda, i, 1, W, ldw, j, n, K, C, ldc); break;    \
-            case 2: bp_dot_tile_##SUF(A, lda, i, 2, W, ldw, j, n, K, C, ldc); break;    \
-            case 3: bp_dot_tile_##SUF(A, lda, i, 3, W, ldw, j, n, K, C, ldc); break;    \
-            default: bp_dot_tile_##SUF(A, lda, i, BP_DOT_MR, W, ldw, j, n, K, C, ldc);  \
-            }                                                                           \
+    const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KMAX                         \
+        ? BP_DOT_KC / (ptrdiff_t)sizeof(T) : (K ? K : 1);                               \
+    for (ptrdiff_t k0 = 0; k0 < K || k0 == 0; k0 += kc) {                               \
+        ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K;                                       \
+        for (ptrdiff_t j = 0; j < n; j += BP_DOT_NR)                                    \
+            for (ptrdiff_t i = 0; i < m; i += BP_DOT_MR)                                \
+                switch (m - i < BP_DOT_MR ? m - i : BP_DOT_MR) {                        \
+                case 1: bp_dot_tile_##SUF(A, lda, i, 1, W, ldw, j, n, k0, k1, C, ldc); break; \
+                case 2: bp_dot_tile_##SUF(A, lda, i, 2, W, ldw, j, n, k0, k1, C, ldc); break; \
+                case 3: bp_dot_tile_##SUF(A, lda, i, 3, W, ldw, j, n, k0, k1, C, ldc); break; \
+                default: bp_dot_tile_##SUF(A, lda, i, BP_DOT_MR, W, ldw, j, n, k0, k1, C, ldc); \
+                }                                                                       \
+    }                                                                                   \
 }                                                                                       \
                                                                                         \
 /* Rows r0..r0+mr of C over the NR vectors starting at columns col[], summing        \
