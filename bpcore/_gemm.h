@@ -49,13 +49,23 @@
 #endif
 
 /* Rows of A and W longer than BP_DOT_KMAX bytes are summed in blocks of BP_DOT_KC
- * bytes (a 4-row tile of W: 8 KiB, in L1; 256 rows of A: 512 KiB, in L2). */
+ * bytes, BP_DOT_MC rows of A at a time (a 4-row tile of W: 8 KiB, in L1; 240 rows
+ * of A: 480 KiB, in L2). */
+#ifndef BP_DOT_MC
+#define BP_DOT_MC 240
+#endif
+#ifndef BP_DOT_KMAX
 #define BP_DOT_KMAX 8192
+#endif
+#ifndef BP_DOT_KC
 #define BP_DOT_KC 2048
+#endif
 
 /* Values of s summed per pass over a column panel of bcast (a panel's rows of B:
  * BP_BC_SC x BP_BC_NR vectors, 32 KiB for float on AVX-512). */
+#ifndef BP_BC_SC
 #define BP_BC_SC 128
+#endif
 
 static const char *bp_isa = BP_ISA;
 
@@ -162,23 +172,27 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
 }                                                                                       \
                                                                                         \
 /* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KMAX      \
-   bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles before   \
-   the next, so that a tile's rows of W stay in L1 and the block of A in L2.  The     \
-   blocks depend on K alone, never on m, n or the thread count. */                    \
+   bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
+   block of BP_DOT_MC rows of A before the next, so that a tile's rows of W stay in   \
+   L1 and the block of A in L2.  The k blocks depend on K alone, never on m, n or the \
+   thread count, and the row blocks do not change any sum. */                        \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KMAX                         \
         ? BP_DOT_KC / (ptrdiff_t)sizeof(T) : (K ? K : 1);                               \
-    for (ptrdiff_t k0 = 0; k0 < K || k0 == 0; k0 += kc) {                               \
-        ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K;                                       \
-        for (ptrdiff_t j = 0; j < n; j += BP_DOT_NR)                                    \
-            for (ptrdiff_t i = 0; i < m; i += BP_DOT_MR)                                \
-                switch (m - i < BP_DOT_MR ? m - i : BP_DOT_MR) {                        \
-                case 1: bp_dot_tile_##SUF(A, lda, i, 1, W, ldw, j, n, k0, k1, C, ldc); break; \
-                case 2: bp_dot_tile_##SUF(A, lda, i, 2, W, ldw, j, n, k0, k1, C, ldc); break; \
-                case 3: bp_dot_tile_##SUF(A, lda, i, 3, W, ldw, j, n, k0, k1, C, ldc); break; \
-                default: bp_dot_tile_##SUF(A, lda, i, BP_DOT_MR, W, ldw, j, n, k0, k1, C, ldc); \
-                }                                                                       \
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += BP_DOT_MC) {                                  \
+        ptrdiff_t i1 = i0 + BP_DOT_MC < m ? i0 + BP_DOT_MC : m;                         \
+        for (ptrdiff_t k0 = 0; k0 < K || k0 == 0; k0 += kc) {                           \
+            ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K;                                   \
+            for (ptrdiff_t j = 0; j < n; j += BP_DOT_NR)                                \
+                for (ptrdiff_t i = i0; i < i1; i += BP_DOT_MR)                          \
+                    switch (i1 - i < BP_DOT_MR ? i1 - i : BP_DOT_MR) {                  \
+                    case 1: bp_dot_tile_##SUF(A, lda, i, 1, W, ldw, j, n, k0, k1, C, ldc); break; \
+                    case 2: bp_dot_tile_##SUF(A, lda, i, 2, W, ldw, j, n, k0, k1, C, ldc); break; \
+                    case 3: bp_dot_tile_##SUF(A, lda, i, 3, W, ldw, j, n, k0, k1, C, ldc); break; \
+                    default: bp_dot_tile_##SUF(A, lda, i, BP_DOT_MR, W, ldw, j, n, k0, k1, C, ldc); \
+                    }                                                                   \
+        }                                                                               \
     }                                                                                   \
 }                                                                                       \
                                                                                         \

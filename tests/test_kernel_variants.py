@@ -139,3 +139,27 @@ def test_vectorised_softmax_is_accurate(variant, dtype, n):
     # each a_j: exp (~1 ulp), a sum of n terms (n/2 ulp of the largest) and a division
     ulp = np.maximum(np.spacing(want.astype(dtype)), np.finfo(dtype).smallest_subnormal)
     assert np.all(np.abs(got - want) <= (4 + n) * ulp)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_long_rows_and_many_examples_per_thread(variant, dtype):
+    """bp_dot's blocking: inputs longer than 8 KiB (summed in 2 KiB blocks of k, with
+    a vector tail and a scalar tail in the last block) and more rows per thread than
+    one block of A (BP_DOT_MC = 240).  The gradient is bitwise the same on 1 and 2
+    threads and matches the float64 reference within n * eps * scale, the bound on
+    a sum of n terms in any order (n: the longest sum, over the inputs)."""
+    n_in = 2100 if dtype == "float32" else 1100
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((300, n_in))
+    y = rng.integers(0, 4, 300)
+    args = ([n_in, 20, 4], ["relu", "softmax"], "log_likelihood")
+    grads = []
+    for threads in (1, 2):
+        net = bpcore.Network(*args, dtype=dtype, seed=3, num_threads=threads)
+        grads.append(sum(net.backprop(X, y), []))
+    for a, b in zip(*grads):
+        assert np.array_equal(a, b)
+    want = sum(Reference(*args, seed=3).backprop(X, y), [])
+    eps = np.finfo(dtype).eps
+    for got, ref in zip(grads[0], want):
+        assert np.max(np.abs(got - ref)) <= n_in * eps * max(1.0, np.max(np.abs(ref)))
