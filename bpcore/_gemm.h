@@ -85,6 +85,26 @@ static inline int bp_cpu_level(void) {
 #endif
 }
 
+/* An SGD step fused into the end of a gradient sum (bp_bcast_sgd_*): for the sum g
+ * of m examples' gradients of parameter p,  v = mu v - (step g + lr_decay p),
+ * p += v  (without momentum: p -= step g + lr_decay p), step = lr / m. */
+#define BP_DEFINE_SGD(T, SUF)                                                           \
+typedef struct {                                                                        \
+    T step, lr_decay, mu;                                                               \
+    int momentum;                                                                       \
+    T *p, *v;                                                                           \
+} bp_sgd_##SUF;                                                                         \
+static inline void bp_sgd_step_##SUF(const bp_sgd_##SUF *u, ptrdiff_t o, T g) {         \
+    if (u->momentum) {                                                                  \
+        u->v[o] = u->mu * u->v[o] - (u->step * g + u->lr_decay * u->p[o]);              \
+        u->p[o] += u->v[o];                                                             \
+    } else {                                                                            \
+        u->p[o] -= u->step * g + u->lr_decay * u->p[o];                                 \
+    }                                                                                   \
+}
+BP_DEFINE_SGD(float, f)
+BP_DEFINE_SGD(double, d)
+
 #if defined(__GNUC__) || defined(__clang__)
 #define BP_UNROLL _Pragma("GCC unroll 16")
 #define BP_INLINE inline __attribute__((always_inline))
@@ -198,11 +218,16 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
                                                                                         \
 /* Rows r0..r0+mr of C over the NR vectors starting at columns col[], summing        \
    s = s0..s1; for s0 > 0 the sums so far are read back from C (exactly: the same    \
-   partial sums, so blocking over s leaves the result unchanged). */                  \
+   partial sums, so blocking over s leaves the result unchanged).  With u and the    \
+   last block of s, the sums are not stored but applied as an SGD step to the        \
+   parameters at the same place (bp_sgd_step); at[c] is where vector c would start   \
+   without the edge overlap, and only its columns from at[c] on are stepped, so no   \
+   parameter is stepped twice. */                                                     \
 static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,           \
                                           ptrdiff_t s1, const T *a, ptrdiff_t ars,      \
                                           ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \
-                                          const ptrdiff_t *col, T *C, ptrdiff_t ldc) {  \
+                                          const ptrdiff_t *col, const ptrdiff_t *at,    \
+                                          T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) { \
     const T *ar[BP_BC_MR];                                                              \
     bp_v##SUF acc[BP_BC_MR][BP_BC_NR];                                                  \
     BP_UNROLL for (int r = 0; r < mr; r++) ar[r] = a + (r0 + r) * ars;                  \
@@ -218,22 +243,46 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
             BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] += as * bv[c];       \
         }                                                                               \
     }                                                                                   \
+    if (u == NULL) {                                                                    \
+        BP_UNROLL for (int r = 0; r < mr; r++)                                          \
+            BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                \
+                bp_store_##SUF(C + (r0 + r) * ldc + col[c], acc[r][c]);                 \
+        return;                                                                         \
+    }                                                                                   \
     BP_UNROLL for (int r = 0; r < mr; r++)                                              \
-        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                    \
-            bp_store_##SUF(C + (r0 + r) * ldc + col[c], acc[r][c]);                     \
+        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
+            ptrdiff_t o = (r0 + r) * ldc + col[c];                                      \
+            if (at[c] == col[c]) {                                                      \
+                bp_v##SUF p = bp_load_##SUF(u->p + o), g = acc[r][c];                   \
+                if (u->momentum) {                                                      \
+                    bp_v##SUF v = u->mu * bp_load_##SUF(u->v + o)                       \
+                                  - (u->step * g + u->lr_decay * p);                    \
+                    bp_store_##SUF(u->v + o, v);                                        \
+                    bp_store_##SUF(u->p + o, p + v);                                    \
+                } else {                                                                \
+                    bp_store_##SUF(u->p + o, p - (u->step * g + u->lr_decay * p));      \
+                }                                                                       \
+            } else {  /* overlapping edge vector: its columns from at[c] on */          \
+                for (ptrdiff_t l = at[c] - col[c]; l < BP_W##SUF; l++)                  \
+                    bp_sgd_step_##SUF(u, o + l, acc[r][c][l]);                          \
+            }                                                                           \
+        }                                                                               \
 }                                                                                       \
                                                                                         \
-/* C[r][n] = sum_{s<S} a[r*ars + s*ass] B[s*ldb + n] for r < R, n < N. */               \
-static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,            \
-                           ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \
-                           T *C, ptrdiff_t ldc) {                                       \
+/* C[r][n] = sum_{s<S} a[r*ars + s*ass] B[s*ldb + n] for r < R, n < N; with u, those   \
+   sums are applied as an SGD step to u->p (and u->v), laid out like C, instead of    \
+   being stored (C then only holds partial sums when S spans several blocks). */     \
+static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,        \
+                               ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb, \
+                               T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) {            \
     const ptrdiff_t step = BP_W##SUF * BP_BC_NR;                                         \
     if (N < BP_W##SUF) {  /* narrower than one vector: plain loops, same order */       \
         for (ptrdiff_t r = 0; r < R; r++)                                               \
             for (ptrdiff_t n = 0; n < N; n++) {                                         \
                 T s_ = 0;                                                               \
                 for (ptrdiff_t s = 0; s < S; s++) s_ += a[r * ars + s * ass] * B[s * ldb + n]; \
-                C[r * ldc + n] = s_;                                                    \
+                if (u == NULL) C[r * ldc + n] = s_;                                     \
+                else bp_sgd_step_##SUF(u, r * ldc + n, s_);                             \
             }                                                                           \
         return;                                                                         \
     }                                                                                   \
@@ -241,22 +290,29 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
        panel's partial sums), then blocks of BP_BC_SC values of s, so that the panel's  \
        rows of B stay in L1 while every row tile uses them. */                        \
     for (ptrdiff_t n0 = 0; n0 < N; n0 += step) {                                        \
-        ptrdiff_t col[BP_BC_NR];                                                        \
+        ptrdiff_t col[BP_BC_NR], at[BP_BC_NR];                                          \
         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
-            ptrdiff_t at = n0 + c * BP_W##SUF;                                          \
-            col[c] = at + BP_W##SUF <= N ? at : N - BP_W##SUF;  /* overlap, not pad */  \
+            at[c] = n0 + c * BP_W##SUF < N ? n0 + c * BP_W##SUF : N;                    \
+            col[c] = at[c] + BP_W##SUF <= N ? at[c] : N - BP_W##SUF;  /* overlap, not pad */ \
         }                                                                               \
         for (ptrdiff_t s0 = 0; s0 < S || s0 == 0; s0 += BP_BC_SC) {                     \
             ptrdiff_t s1 = s0 + BP_BC_SC < S ? s0 + BP_BC_SC : S;                       \
+            const bp_sgd_##SUF *last = s1 == S ? u : NULL;                              \
             for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_BC_MR)                              \
                 switch (R - r0 < BP_BC_MR ? R - r0 : BP_BC_MR) {                        \
-                case 1: bp_bcast_tile_##SUF(r0, 1, s0, s1, a, ars, ass, B, ldb, col, C, ldc); break; \
-                case 2: bp_bcast_tile_##SUF(r0, 2, s0, s1, a, ars, ass, B, ldb, col, C, ldc); break; \
-                case 3: bp_bcast_tile_##SUF(r0, 3, s0, s1, a, ars, ass, B, ldb, col, C, ldc); break; \
-                default: bp_bcast_tile_##SUF(r0, BP_BC_MR, s0, s1, a, ars, ass, B, ldb, col, C, ldc); \
+                case 1: bp_bcast_tile_##SUF(r0, 1, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
+                case 2: bp_bcast_tile_##SUF(r0, 2, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
+                case 3: bp_bcast_tile_##SUF(r0, 3, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
+                default: bp_bcast_tile_##SUF(r0, BP_BC_MR, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); \
                 }                                                                       \
         }                                                                               \
     }                                                                                   \
+}                                                                                       \
+                                                                                        \
+static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,            \
+                           ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \
+                           T *C, ptrdiff_t ldc) {                                       \
+    bp_bcast_sgd_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc, NULL);                     \
 }
 
 #else  /* no vector extensions (MSVC): the same sums as plain loops */
@@ -280,6 +336,14 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
             for (ptrdiff_t s = 0; s < S; s++) s_ += a[r * ars + s * ass] * B[s * ldb + n]; \
             C[r * ldc + n] = s_;                                                        \
         }                                                                               \
+}                                                                                       \
+static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,        \
+                               ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb, \
+                               T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) {            \
+    bp_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc);                               \
+    if (u != NULL)                                                                      \
+        for (ptrdiff_t r = 0; r < R; r++)                                               \
+            for (ptrdiff_t n = 0; n < N; n++) bp_sgd_step_##SUF(u, r * ldc + n, C[r * ldc + n]); \
 }
 #endif
 

@@ -163,3 +163,27 @@ def test_long_rows_and_many_examples_per_thread(variant, dtype):
     eps = np.finfo(dtype).eps
     for got, ref in zip(grads[0], want):
         assert np.max(np.abs(got - ref)) <= n_in * eps * max(1.0, np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("batch", [7, 150])
+def test_sgd_step_fused_and_separate(variant, batch):
+    """The SGD step is fused into the gradient sums when a mini-batch is summed in one
+    block (batch <= BP_BC_SC = 128) and is a separate pass otherwise; with momentum
+    and L2, both give the reference's weights (as in test_variant_matches_reference)
+    and bitwise the same weights on 1 and 3 threads.  40 inputs: the last column
+    panel overlaps the one before it, whose weights must not be stepped twice."""
+    rng = np.random.default_rng(batch)
+    X = rng.standard_normal((310, 40))
+    Y = rng.random((310, 3))
+    args = ([40, 24, 3], ["tanh", "sigmoid"], "cross_entropy")
+    fitted = []
+    for threads in (1, 3):
+        net = bpcore.Network(*args, seed=5, num_threads=threads)
+        net.fit(X, Y, 2, batch, 0.5, l2=0.1, momentum=0.5, seed=1)
+        fitted.append(net.weights + net.biases)
+    for a, b in zip(*fitted):
+        assert np.array_equal(a, b)
+    ref = Reference(*args, seed=5)
+    ref.fit(X, Y, 2, batch, 0.5, l2=0.1, momentum=0.5, seed=1)
+    for got, want in zip(fitted[0], ref.weights + ref.biases):
+        assert np.max(np.abs(got - want)) <= 1e-10
