@@ -6,10 +6,10 @@ of 784-256-10 networks on one OpenMP thread each), each timed over 3 rounds
 on fresh networks.  ``extra_info`` holds, for the median round,
 ``cpu_per_wall`` (the process's CPU time over wall time: 2 when two cores are
 busy) and ``others_cpu_s`` (what other processes ran meanwhile: near 0 on an
-idle machine, else the timings mean little); the ``A and B at once`` row also records ``overlap`` = (t_A + t_B) / t_at_once
-from this session's ``alone`` rows (2 = fully parallel, 1 = serialized).
-Nothing is asserted about speed; the fits made at once must end bitwise where
-fits made one after the other do.
+idle machine, else the timings mean little).  The ``A and B at once`` row also
+records ``overlap`` = (t_A + t_B) / t_at_once from this session's ``alone``
+rows (2 = fully parallel, 1 = serialized).  Nothing is asserted about speed;
+the fits made at once must end bitwise where fits made one after the other do.
 """
 import pytest
 

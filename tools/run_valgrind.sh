@@ -27,9 +27,10 @@
 #   wmemcmp under unicode_compare, CPython's small-int lookup (maybe_small_long,
 #   from int.from_bytes, int() of a string, bitwise ops) and the object
 #   pointers taken from it, and objects CPython and NumPy allocate once at
-#   import and never free are all reported.  None of that is bpcore's, so the verdict is taken on the
-#   records whose stack passes through a _kernels*.so (or _gemm.h, inlined
-#   into it): any error or definite/indirect leak there fails the run.
+#   import and never free are all reported.  None of that is bpcore's, so the
+#   verdict is taken on the records whose stack passes through a _kernels*.so
+#   (or _gemm.h, inlined into it): any error or definite/indirect leak there
+#   fails the run.
 # * "possibly lost" records through _kernels*.so are counted by cause and do
 #   not fail: the objects the modules create when imported (the module, its
 #   types, functions and constants, kept until exit; "possibly" because with
