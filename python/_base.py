@@ -19,11 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
-from ._validation import as_inputs, as_labels, as_targets, check_fit_args, epoch_order
+from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
+                          check_fit_args, epoch_order)
 
 
 class DivergenceError(FloatingPointError):
     """Training produced NaN or infinite parameters (usually: the learning rate is too large)."""
+
+
+class ResultOverflowError(ValueError):
+    """Finite inputs whose output, cost or gradient overflowed: too large for the network."""
 
 
 @dataclass
@@ -91,11 +96,40 @@ class BaseNetwork:
                 f"activations={list(self.activations)}, cost={self.cost_name!r}, "
                 f"dtype={self.dtype.name!r})")
 
+    # -- results that overflowed ------------------------------------------------------
+    # Inputs are finite (checked), but huge ones can still overflow inside the
+    # network: a relu or identity layer passes 1e300 on, and (a - y)^2 of 1e200
+    # is inf.  Such a result is refused rather than returned.
+
+    def _overflow(self, what: str, names: str) -> ResultOverflowError:
+        return ResultOverflowError(
+            f"{what} overflowed to inf or NaN in {self.dtype.name} for the given {names}: "
+            f"the values of {names} are too large for this network; scale them down")
+
+    def _finite_output(self, X: np.ndarray, name: str = "X") -> np.ndarray:
+        """a^L for the rows of X, refused if it overflowed."""
+        with np.errstate(all="ignore"):  # the reference's NumPy warns on overflow
+            out = self._forward(X)
+        if not np.isfinite(out).all():
+            raise self._overflow("the output a^L", name)
+        return out
+
+    def _finite_costs(self, X: np.ndarray, Y: np.ndarray, names: str = "X and Y") -> np.ndarray:
+        """C_x for the rows of X, refused if any overflowed."""
+        with np.errstate(all="ignore"):
+            costs = self._example_costs(X, Y)
+        if not np.isfinite(costs).all():
+            raise self._overflow("the cost", names)
+        return costs
+
     # -- inference ---------------------------------------------------------------
     def feedforward(self, X):
-        """a^L for each row of X (a 1-D X is one example and gives a 1-D result)."""
+        """a^L for each row of X (a 1-D X is one example and gives a 1-D result).
+
+        Raises ``ValueError`` if a^L overflows (inputs too large for the network).
+        """
         X, single = as_inputs(X, self._arch)
-        out = self._forward(X)
+        out = self._finite_output(X)
         return out[0] if single else out
 
     predict = feedforward
@@ -107,9 +141,10 @@ class BaseNetwork:
         ``cross_entropy``: C_x = -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)];
         ``log_likelihood``: C_x = -sum_j y_j ln a_j (= -ln a_y for a one-hot y).
         Y is (n, n_L) targets or integer labels.  No L2 term is included.
+        Raises ``ValueError`` if the cost overflows (X or Y too large).
         """
         X, Y = self._inputs_and_targets(X, Y)
-        return float(np.mean(self._example_costs(X, Y)))
+        return float(np.mean(self._finite_costs(X, Y)))
 
     def evaluate(self, X, labels) -> float:
         """Fraction of rows whose predicted class equals the label.
@@ -118,7 +153,7 @@ class BaseNetwork:
         """
         X, _ = as_inputs(X, self._arch)
         labels = as_labels(labels, X.shape[0], self.sizes[-1])
-        return float(np.mean(self._classify(self._forward(X)) == labels))
+        return float(np.mean(self._classify(self._finite_output(X)) == labels))
 
     def _classify(self, out: np.ndarray) -> np.ndarray:
         if out.shape[1] == 1:
@@ -131,9 +166,14 @@ class BaseNetwork:
 
         Lists with one array per layer l = 1..L, shaped like ``biases`` and
         ``weights``: nabla_b[l-1][j] = dC/db^l_j, nabla_w[l-1][j, k] = dC/dw^l_jk.
+        Raises ``ValueError`` if a derivative overflows (X or Y too large).
         """
         X, Y = self._inputs_and_targets(X, Y)
-        return self._gradient(X, Y)
+        with np.errstate(all="ignore"):
+            nabla_b, nabla_w = self._gradient(X, Y)
+        if not all(np.isfinite(g).all() for g in nabla_b + nabla_w):
+            raise self._overflow("the gradient", "X and Y")
+        return nabla_b, nabla_w
 
     def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
             seed=None, validation_data=None, verbose=False, callback=None) -> History:
@@ -153,9 +193,11 @@ class BaseNetwork:
         Y is (n, n_L) targets or 1-D integer class labels (one-hot encoded).
         ``validation_data`` is ``(X_val, Y_val)`` of the same kinds.  ``seed``
         fixes the shuffling; without it the network's own generator (from the
-        constructor's ``seed``) is used.  If the parameters become NaN or
-        infinite, the network is restored to its state before that epoch and
-        :class:`DivergenceError` is raised.  Ctrl-C (``KeyboardInterrupt``)
+        constructor's ``seed``) is used.  If the parameters or the costs become
+        NaN or infinite, the network is restored to its state before that epoch
+        and :class:`DivergenceError` is raised (``ValueError`` instead if the
+        cost of the data overflows already with the parameters ``fit`` started
+        from: the data are too large for the network).  Ctrl-C (``KeyboardInterrupt``)
         stops training within about 50 ms; the network is then restored to its
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
@@ -164,12 +206,14 @@ class BaseNetwork:
         """
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
                                                               momentum)
+        shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
         X, Y = self._inputs_and_targets(X, Y)
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         n = X.shape[0]
+        batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
         self._reset_velocity()
         history = History()
         for epoch in range(1, epochs + 1):
@@ -177,29 +221,46 @@ class BaseNetwork:
             order = epoch_order(rng, n, shuffle)
             before = [a.copy() for a in self._state_arrays()]
             try:
-                costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
+                with np.errstate(all="ignore"):  # non-finite results are handled below
+                    costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
             except KeyboardInterrupt as exc:
                 self._restore(before)
                 exc.history = history
                 raise
-            if not all(np.isfinite(a).all() for a in self._state_arrays()):
+            seconds = time.perf_counter() - start
+            finite = (np.isfinite(costs).all()
+                      and all(np.isfinite(a).all() for a in self._state_arrays()))
+            if finite and validation is not None:
+                Xv, Yv, labels = validation
+                with np.errstate(all="ignore"):
+                    val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
+                finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
+            if not finite:
                 self._restore(before)
+                if epoch == 1:  # the data may overflow the network fit was given
+                    self._refuse_overflowing_data(X, Y, validation)
                 raise DivergenceError(
-                    f"training diverged in epoch {epoch}: the parameters became NaN or "
-                    f"infinite with lr={lr}; the network was restored to its state before "
-                    f"epoch {epoch} (try a smaller lr)")
-            history.seconds.append(time.perf_counter() - start)
+                    f"training diverged in epoch {epoch}: the parameters or the cost became "
+                    f"NaN or infinite with lr={lr}; the network was restored to its state "
+                    f"before epoch {epoch} (try a smaller lr)")
+            history.seconds.append(seconds)
             history.train_cost.append(float(np.mean(costs)))
             if validation is not None:
-                Xv, Yv, labels = validation
-                history.val_cost.append(float(np.mean(self._example_costs(Xv, Yv))))
-                history.val_accuracy.append(
-                    float(np.mean(self._classify(self._forward(Xv)) == labels)))
+                history.val_cost.append(float(np.mean(val_costs)))
+                history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
             if verbose:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
             if callback is not None and callback(epoch, history) is True:
                 break
         return history
+
+    def _refuse_overflowing_data(self, X, Y, validation) -> None:
+        """ValueError if the cost of the training or the validation data overflows now."""
+        self._finite_costs(X, Y)
+        if validation is not None:
+            Xv, Yv, _ = validation
+            self._finite_costs(Xv, Yv, "validation_data")
+            self._finite_output(Xv, "validation_data")
 
     def _restore(self, saved: list[np.ndarray]) -> None:
         for array, value in zip(self._state_arrays(), saved):
@@ -217,9 +278,10 @@ class BaseNetwork:
     # -- argument handling ---------------------------------------------------------
     def _inputs_and_targets(self, X, Y, names=("X", "Y")):
         X, single = as_inputs(X, self._arch, names[0])
-        if single:
-            Y = np.asarray(Y)
-            Y = Y.reshape(1, -1) if Y.ndim == 1 and Y.dtype.kind == "f" else Y.reshape(-1)
+        if single:  # Y of one example: its targets (floats), or its label
+            Y = _as_array(names[1], Y)
+            if Y.ndim < 2:
+                Y = Y.reshape(1, -1) if Y.dtype.kind == "f" else Y.reshape(-1)
         return X, as_targets(Y, X.shape[0], self._arch, names[1])
 
     def _validation_set(self, validation_data):

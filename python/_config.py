@@ -9,6 +9,7 @@ knows their names.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -61,7 +62,7 @@ class Architecture:
 
 
 def resolve_dtype(dtype: object) -> np.dtype:
-    """``"float32"``/``"float64"`` (or the NumPy types) as a ``np.dtype``."""
+    """``"float32"``/``"float64"`` (or the NumPy types) as a native-byte-order ``np.dtype``."""
     try:
         resolved = np.dtype(dtype)
     except TypeError:
@@ -69,22 +70,29 @@ def resolve_dtype(dtype: object) -> np.dtype:
         raise error(f"dtype must be one of {list(DTYPES)}, got {dtype!r}") from None
     if resolved.name not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {resolved.name!r}")
-    return resolved
+    # ">f8" is float64 too, but the kernels compute in the machine's byte order
+    return np.dtype(resolved.name)
 
 
 def make_architecture(sizes, activations, cost, dtype) -> Architecture:
     """Check a (sizes, activations, cost, dtype) description; raise on anything unsafe."""
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+    # a set or a dict has a length too, but no order of layers
+    if (isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray))
+            or getattr(sizes, "ndim", 1) != 1):
         raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
     if len(sizes) < 2:
         raise ValueError(
             f"sizes must list at least an input and an output layer, got {list(sizes)!r}")
     sizes = tuple(check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes))
     n_layers = len(sizes) - 1
+    n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    if n_params * 8 > sys.maxsize:  # more bytes than an array can address
+        raise ValueError(f"sizes {list(sizes)} make a network of {n_params:.3g} parameters, "
+                         "too many to address in memory")
 
     if isinstance(activations, str):
         activations = (activations,) * n_layers
-    elif isinstance(activations, Sequence):
+    elif isinstance(activations, Sequence) and not isinstance(activations, bytes):
         activations = tuple(activations)
         if len(activations) != n_layers:
             raise ValueError(

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _dispatch
 from ._dispatch import kernels as _kernels
-from ._validation import check_int
+from ._validation import MAX_THREADS, check_num_threads  # noqa: F401 (re-exported)
 
 _num_threads: int | None = None
 
@@ -34,14 +34,9 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int | None) -> None:
-    """Set the default thread count (``None`` restores the OpenMP runtime's)."""
+    """Set the default thread count, 1..MAX_THREADS (``None`` restores the OpenMP runtime's)."""
     global _num_threads
-    _num_threads = None if n is None else check_int("n", n, 1)
-
-
-def check_num_threads(n) -> int | None:
-    """A per-network ``num_threads`` argument: None (follow the default) or an int >= 1."""
-    return None if n is None else check_int("num_threads", n, 1)
+    _num_threads = check_num_threads(n, "n")
 
 
 def build_info() -> dict:

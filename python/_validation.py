@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,14 +84,14 @@ def as_labels(labels, n: int, n_classes: int, name: str = "labels") -> np.ndarra
     arr = _as_array(name, labels)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D integer class labels, got {arr.ndim}-D shape {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and arr.size and np.isfinite(arr).all() and (arr == np.round(arr)).all():
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(f"{name} must be integer class labels, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "iu" and not (
+            arr.dtype.kind == "f" and arr.size and np.isfinite(arr).all()
+            and (arr == np.round(arr)).all()):
+        raise TypeError(f"{name} must be integer class labels, got dtype {arr.dtype}")
     if arr.shape[0] != n:
         raise ValueError(f"{name} must have one entry per example ({n}), got {arr.shape[0]}")
     upper = max(n_classes, 2)  # a single sigmoid output classifies into {0, 1}
+    # checked before the conversion to intp, which would wrap a float label like 1e300
     if arr.size and (arr.min() < 0 or arr.max() >= upper):
         raise ValueError(
             f"{name} must lie in [0, {upper - 1}] for an output layer of {n_classes} neuron(s), "
@@ -142,12 +143,25 @@ def as_targets(Y, n: int, arch: Architecture, name: str = "Y") -> np.ndarray:
     return out
 
 
+def _show(value) -> str:
+    """repr(value) for a message, shortened (a huge int has thousands of digits)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() cannot be printed
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= 80 else text[:60] + "..."
+
+
 def check_real(name: str, value, *, minimum: float | None = None,
                below: float | None = None) -> float:
     """A finite real scalar, optionally with minimum <= value < below."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_show(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int or Fraction beyond the float range
+        raise ValueError(f"{name} must be finite, got {_show(value)} (beyond the float "
+                         "range)") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if minimum is not None and value < minimum:
@@ -166,13 +180,41 @@ def check_name(name: str, value, allowed) -> str:
     return value
 
 
-def check_int(name: str, value, minimum: int) -> int:
-    """An integer >= minimum (bools are refused)."""
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """An integer >= minimum, and <= maximum if given (bools are refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {_show(value)}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be >= {minimum}, got {_show(value)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_show(value)}")
     return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """A bool (or NumPy bool); anything else, even if it has a truth value, is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {_show(value)}")
+    return bool(value)
+
+
+#: The most threads a network may be asked to use.  Far above any core count
+#: bpcore runs on; asking the OpenMP runtime for a million threads crashed the
+#: process (it cannot create them), so the request is refused up front.
+MAX_THREADS = 1024
+
+
+def check_num_threads(n, name: str = "num_threads") -> int | None:
+    """A thread count: None (follow the default) or an int in [1, MAX_THREADS]."""
+    return None if n is None else check_int(name, n, 1, MAX_THREADS)
+
+
+def as_path(name: str, value) -> str:
+    """A file path given as str, bytes or os.PathLike, as a str."""
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike file path, got "
+                        f"{type(value).__name__} {_show(value)}")
+    return os.fsdecode(os.fspath(value))
 
 
 def check_fit_args(epochs, batch_size, lr, l2, momentum) -> tuple[int, int, float, float, float]:

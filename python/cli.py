@@ -10,6 +10,7 @@ import json
 import statistics
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -418,12 +419,16 @@ def _read_examples(path: str, n_inputs: int) -> np.ndarray:
         raise ValueError(f"INPUT must be a .npy or a .csv file, got {path!r}")
     try:
         if suffix == ".npy":
-            X = np.load(path, allow_pickle=False)
+            with open(path, "rb") as file:  # np.load would leak its own on a broken zip
+                X = np.load(file, allow_pickle=False)
+                if isinstance(X, np.lib.npyio.NpzFile):  # np.load reads any zip as .npz
+                    X.close()
+                    raise ValueError("it is an .npz archive, not one array")
         else:
             with warnings.catch_warnings():  # an empty file is reported below
                 warnings.simplefilter("ignore", UserWarning)
                 X = np.loadtxt(path, delimiter=",", ndmin=2)
-    except (ValueError, EOFError) as exc:
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a {suffix} file of numbers ({exc})") from None
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{path}: expected numbers, got an array of dtype {X.dtype}")
@@ -551,10 +556,10 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
-    Errors print one line ``bpcore: error: <message>`` to stderr and give 2; a
-    training run that diverges, or a gradient check that fails, gives 1; one
-    interrupted by Ctrl-C 130.  With ``--debug`` errors propagate, with their
-    traceback.
+    Errors (running out of memory too) print one line ``bpcore: error: <message>``
+    to stderr and give 2; a training run that diverges, or a gradient check that
+    fails, gives 1; one interrupted by Ctrl-C 130.  With ``--debug`` errors
+    propagate, with their traceback.
     """
     parser = _build_parser()
     try:
@@ -565,10 +570,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, ImportError, DivergenceError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, DivergenceError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"bpcore: error: {exc}", file=sys.stderr)
+        # NumPy's MemoryError says what it failed to allocate; say that it is one
+        prefix = "out of memory: " if isinstance(exc, MemoryError) else ""
+        print(f"bpcore: error: {prefix}{exc}", file=sys.stderr)
         return 1 if isinstance(exc, DivergenceError) else 2
     except KeyboardInterrupt:
         if args.debug:

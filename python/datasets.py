@@ -77,10 +77,30 @@ FASHION_MNIST_MD5 = {
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: The most dimensions a NumPy array can have (NPY_MAXDIMS: 32 before NumPy 2, 64 since).
+_MAX_NDIM = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 _TIMEOUT = 30  # seconds without an answer before a mirror is given up
 _CHUNK = 1 << 16
 
 Split = tuple[np.ndarray, np.ndarray]
+
+
+# The argument checks of bpcore._validation, repeated: tools/make_mnist_subset.py
+# loads this module from the source tree on its own, without the package.
+def as_path(name: str, value) -> str:
+    """A file path given as str, bytes or os.PathLike, as a str."""
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike file path, got "
+                        f"{type(value).__name__} {value!r:.80}")
+    return os.fsdecode(os.fspath(value))
+
+
+def check_bool(name: str, value) -> bool:
+    """A bool (or NumPy bool); anything else, even if it has a truth value, is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} "
+                        f"{value!r:.80}")
+    return bool(value)
 
 
 class _Source(NamedTuple):
@@ -111,7 +131,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     ``ValueError`` naming the file if it is not IDX, is truncated, or has bytes
     beyond the data its header declares.
     """
-    path = Path(path)
+    path = Path(as_path("path", path))
     with open(path, "rb") as raw:
         compressed = raw.read(2) == _GZIP_MAGIC
     opener = gzip.open if compressed else open
@@ -132,6 +152,9 @@ def _parse_idx(f, path: Path) -> np.ndarray:
             f"{path}: bad IDX magic {magic.hex(' ')}: expected 00 00 <type code> <ndim>, "
             f"with type code one of {codes} and ndim >= 1")
     dtype, ndim = _IDX_DTYPES[magic[2]], magic[3]
+    if ndim > _MAX_NDIM:
+        raise ValueError(f"{path}: IDX header declares {ndim} dimensions, more than the "
+                         f"{_MAX_NDIM} an array can have")
     header = f.read(4 * ndim)
     if len(header) < 4 * ndim:
         raise ValueError(
@@ -192,6 +215,7 @@ def load_mnist_subset(*, flatten: bool = True, one_hot: bool = False) -> tuple[S
     It holds the first examples of the MNIST training and test files (built by
     ``tools/make_mnist_subset.py``) and needs no download.
     """
+    flatten, one_hot = check_bool("flatten", flatten), check_bool("one_hot", one_hot)
     root = files("bpcore") / "data" / "mnist-subset"
     splits = []
     for images, labels in MNIST_FILES.values():
@@ -212,22 +236,33 @@ def load_mnist_pkl(path: str | os.PathLike, *, allow_pickle: bool = False,
     files of :func:`load_mnist` carry the same images (its 60,000 training
     examples are Nielsen's 50,000 + 10,000 validation ones) and need no pickle.
 
-    Arrays come in the form :func:`load_mnist` gives.
+    Arrays come in the form :func:`load_mnist` gives.  Raises ``ValueError``
+    naming the file if it is not a gzipped pickle of that structure.
     """
-    if not allow_pickle:
+    path = as_path("path", path)
+    # a bool: a truthy string such as "no" must not switch the check off
+    if not check_bool("allow_pickle", allow_pickle):
         raise ValueError(
-            f"refusing to unpickle {os.fspath(path)!r}: loading a pickle executes code the "
+            f"refusing to unpickle {path!r}: loading a pickle executes code the "
             "file names, so a tampered file could run anything; pass allow_pickle=True only "
             "for a file you trust, or use load_mnist() (IDX files, no pickle)")
-    with gzip.open(path, "rb") as f:
-        data = pickle.load(f, encoding="latin1")  # written by Python 2
+    flatten, one_hot = check_bool("flatten", flatten), check_bool("one_hot", one_hot)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = pickle.load(f, encoding="latin1")  # written by Python 2
+            f.read()  # on to the end of the stream, where gzip checks its CRC and length
+    except (EOFError, zlib.error, gzip.BadGzipFile, pickle.UnpicklingError) as exc:
+        raise ValueError(f"{path}: not a gzipped pickle ({type(exc).__name__}: {exc})") from None
     if not (isinstance(data, tuple) and len(data) == 3
             and all(isinstance(s, tuple) and len(s) == 2 for s in data)):
         raise ValueError(f"{path}: expected a tuple of 3 (images, labels) pairs, as in "
                          f"Nielsen's mnist.pkl.gz, got {type(data).__name__}")
     splits = []
     for name, (images, labels) in zip(("training", "validation", "test"), data):
-        images, labels = np.asarray(images), np.asarray(labels)
+        try:
+            images, labels = np.asarray(images), np.asarray(labels)
+        except ValueError as exc:  # ragged lists
+            raise ValueError(f"{path}: {name} images or labels are not arrays ({exc})") from None
         if images.ndim != 2 or images.shape[1] != 784 or images.dtype.kind != "f":
             raise ValueError(f"{path}: {name} images must be floats of shape (n, 784), got "
                              f"{images.dtype} of shape {images.shape}")
@@ -237,12 +272,18 @@ def load_mnist_pkl(path: str | os.PathLike, *, allow_pickle: bool = False,
         if labels.size and (labels.min() < 0 or labels.max() > 9):
             raise ValueError(f"{path}: {name} labels must be digits 0..9, got values in "
                              f"[{labels.min()}, {labels.max()}]")
-        splits.append(_finish(images.astype(np.float32), labels, flatten, one_hot))
+        with np.errstate(over="ignore"):  # beyond the float32 range: reported just below
+            X = images.astype(np.float32)
+        if not np.isfinite(X).all():
+            raise ValueError(f"{path}: {name} images hold NaN or infinite values (in float32)")
+        splits.append(_finish(X, labels, flatten, one_hot))
     return tuple(splits)
 
 
 # -- finding and downloading -------------------------------------------------------------
 def _load(source: _Source, path, download: bool, flatten: bool, one_hot: bool):
+    download = check_bool("download", download)
+    flatten, one_hot = check_bool("flatten", flatten), check_bool("one_hot", one_hot)
     found = _locate(source, path, download)
     return tuple(_split(read_idx(found[images]), read_idx(found[labels]),
                         found[images], found[labels], flatten, one_hot)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import BaseNetwork
+from ._base import BaseNetwork, ResultOverflowError
 from ._validation import check_int, check_real
 
 #: Largest relative error accepted, by dtype.  Above the floor, a correct
@@ -195,11 +195,11 @@ def check_gradients(network: BaseNetwork, X, Y, *, eps: float | None = None,
         seed = check_int("seed", seed, 0)
     tolerance = TOLERANCES[network.dtype.name]
 
-    nabla_b, nabla_w = network.backprop(X, Y)  # also checks X and Y
-    cost = network.cost(X, Y)
+    cost = _cost(network, X, Y)  # also checks X and Y
     if not math.isfinite(cost):
         raise ValueError(f"the cost is {cost} at the network's current parameters; central "
                          "differences need a finite cost")
+    nabla_b, nabla_w = network.backprop(X, Y)  # ValueError if a derivative overflows
     cost_noise = ROUNDING_ULPS * machine_eps * max(1.0, abs(cost))
     rng = np.random.default_rng(seed)
     errors, counts = [], []
@@ -225,6 +225,14 @@ def check_gradients(network: BaseNetwork, X, Y, *, eps: float | None = None,
     return GradientCheck(tuple(errors), tuple(counts), tolerance, eps)
 
 
+def _cost(network: BaseNetwork, X, Y) -> float:
+    """``network.cost(X, Y)``, or inf where the cost overflows (which ``cost`` refuses)."""
+    try:
+        return network.cost(X, Y)
+    except ResultOverflowError:
+        return math.inf
+
+
 def _central_difference(network: BaseNetwork, X, Y, array: np.ndarray, idx: tuple,
                         eps: float) -> tuple[float, float]:
     """(fd, h): the central difference of the cost in ``array[idx]``, and half its span."""
@@ -232,9 +240,9 @@ def _central_difference(network: BaseNetwork, X, Y, array: np.ndarray, idx: tupl
     step = eps * max(1.0, abs(float(original)))
     try:
         array[idx] = original + step
-        plus, c_plus = float(array[idx]), network.cost(X, Y)
+        plus, c_plus = float(array[idx]), _cost(network, X, Y)
         array[idx] = original - step
-        minus, c_minus = float(array[idx]), network.cost(X, Y)
+        minus, c_minus = float(array[idx]), _cost(network, X, Y)
     finally:
         array[idx] = original
     if plus == minus:

@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 import zipfile
+import zlib
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,6 +21,7 @@ from ._dispatch import kernels as _kernels
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
+from ._validation import as_path
 
 #: Whether the kernels were built with OpenMP (fixed for the process).
 _OPENMP = _kernels.compiled_info()["openmp"]
@@ -65,7 +67,7 @@ class Network(BaseNetwork):
     seed : int, optional
         Seeds initialisation and (unless ``fit`` gets its own) shuffling.
     num_threads : int, optional
-        Most OpenMP threads this network uses.  Default:
+        Most OpenMP threads this network uses, 1 to 1024.  Default:
         :func:`bpcore.get_num_threads`.  A mini-batch step too small to pay for
         the synchronisation of a second thread (under 4 MFLOP, e.g. 784-30-10 at
         batch 10) runs on one thread whatever the count; the results are bitwise
@@ -256,7 +258,7 @@ class Network(BaseNetwork):
         and ``w1..wL``, ``b1..bL``.  The file is written next to ``path`` and
         renamed over it, so an interrupted save never leaves a half-written model.
         """
-        path = os.fspath(path)
+        path = as_path("path", path)
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
             "sizes": np.array(self.sizes, dtype=np.int64),
@@ -286,19 +288,24 @@ class Network(BaseNetwork):
         format version, shapes or dtype that disagree with the recorded
         architecture, non-finite parameters.
         """
-        path = os.fspath(path)
+        path = as_path("path", path)
         try:
-            archive = np.load(path, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single .npy array, not an .npz archive")
-            with archive:
-                contents = {name: archive[name] for name in archive.files}
+            # opened here, not by np.load, which leaks its file when the zip is unreadable
+            with open(path, "rb") as file:
+                archive = np.load(file, allow_pickle=False)
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single .npy array, not an .npz archive")
+                with archive:
+                    contents = {name: archive[name] for name in archive.files}
             for name, value in contents.items():
                 if not isinstance(value, np.ndarray):
                     raise ValueError(f"member {name!r} is not a .npy array")
         except FileNotFoundError:
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
+                NotImplementedError, RuntimeError) as exc:
+            # zipfile raises NotImplementedError for an unknown compression method or
+            # zip version, RuntimeError for an encrypted member
             raise ValueError(f"{path!r} is not a readable bpcore model file: {exc}") from None
         return cls._from_arrays(path, contents, num_threads)
 

@@ -14,7 +14,7 @@ The gradient of a mini-batch is the mean of the per-example gradients.
 Clarity over speed: this is the oracle the compiled :class:`bpcore.Network`
 is tested against, with the same constructor and the same ``feedforward`` /
 ``backprop`` / ``cost`` / ``evaluate`` / ``fit`` API (``num_threads`` is
-accepted and ignored).
+checked like the compiled network's, and ignored).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import LEAKY_SLOPE
+from ._validation import check_num_threads
 
 
 def _sigmoid(z):
@@ -83,6 +84,7 @@ class Network(BaseNetwork):
 
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None, num_threads=None):
+        check_num_threads(num_threads)
         super().__init__(sizes, activations, cost, dtype, init, seed)
 
     def _allocate(self, biases, weights):

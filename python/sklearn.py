@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
                       "sklearn.utils.validation.validate_data)") from exc
 
 from ._config import ACTIVATIONS, INITS, resolve_dtype
-from ._validation import check_int, check_name, check_real
+from ._validation import check_int, check_name, check_num_threads, check_real
 from .network import Network
 
 #: Activations a hidden layer may use (softmax is for output layers only).
@@ -65,8 +65,7 @@ class _BPEstimator(BaseEstimator):
             init = "he" if activation in ("relu", "leaky_relu") else "xavier"
         if not isinstance(self.early_stopping, (bool, np.bool_)):
             raise TypeError(f"early_stopping must be a bool, got {self.early_stopping!r}")
-        if self.num_threads is not None:
-            check_int("num_threads", self.num_threads, 1)
+        check_num_threads(self.num_threads)
         checked = {
             "hidden_layer_sizes": _check_hidden_layer_sizes(self.hidden_layer_sizes),
             "activation": activation,

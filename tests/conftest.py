@@ -28,6 +28,11 @@ import bpcore  # noqa: E402
 settings.register_profile(
     "bpcore", deadline=None, max_examples=60, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+# A far longer search, for a run now and then: ``--hypothesis-profile=long``.  The
+# option is applied by hypothesis's pytest plugin in pytest_configure, after this
+# file is imported, so it overrides the default loaded here.  Tests that set their
+# own max_examples scale it from settings.default.max_examples to follow the profile.
+settings.register_profile("long", parent=settings.get_profile("bpcore"), max_examples=2000)
 settings.load_profile("bpcore")
 
 #: Where the real MNIST files live: ``shared/data/mnist`` beside the repository
