@@ -553,6 +553,11 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(message: str) -> str:
+    """``message`` with its line breaks escaped: it may quote an argument holding one."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
@@ -566,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except _UsageError as exc:
         usage, message = exc.args
-        print(f"{usage}bpcore: error: {message}", file=sys.stderr)
+        print(f"{usage}bpcore: error: {_one_line(message)}", file=sys.stderr)
         return 2
     try:
         return args.run(args)
@@ -575,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # NumPy's MemoryError says what it failed to allocate; say that it is one
         prefix = "out of memory: " if isinstance(exc, MemoryError) else ""
-        print(f"bpcore: error: {prefix}{exc}", file=sys.stderr)
+        print(f"bpcore: error: {prefix}{_one_line(str(exc))}", file=sys.stderr)
         return 1 if isinstance(exc, DivergenceError) else 2
     except KeyboardInterrupt:
         if args.debug:

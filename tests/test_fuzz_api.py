@@ -650,6 +650,13 @@ def test_batch_size_beyond_the_data_is_one_batch(cls):
     assert all(np.array_equal(a, b) for a, b in zip(params_of(nets[0]), params_of(nets[1])))
 
 
+def test_cli_error_stays_on_one_line(capsys):
+    """An argument holding a line break is quoted in the error with the break escaped."""
+    assert main(["info", "\n0\r"]) == 2
+    assert capsys.readouterr().err.split("\n")[-2:] == [
+        "bpcore: error: unrecognized arguments: \\n0\\r", ""]
+
+
 def test_cli_reports_running_out_of_memory(capsys):
     """784 x 4e14 float64 weights are 2.5e18 bytes: addressable, but beyond any machine's
     address space, so the allocation fails; the command line reports it on one line."""
