@@ -767,7 +767,8 @@ def _fit(net, X, Y, kwargs):
 @given(architectures(), st.data())
 def test_fit(arch, data):
     """Junk in any keyword, X, Y or validation_data is refused naming it, before any
-    training; valid calls train alike on any layout and agree with the reference."""
+    training; valid calls train alike on any layout, and stable runs agree with the
+    reference."""
     nets = build(arch)
     X, Y, problems, tame = data.draw(fit_data(arch), label="X, Y")
     kwargs = {}
@@ -784,6 +785,7 @@ def test_fit(arch, data):
     tame = tame and tame_validation
 
     before = [params_of(net) for net in nets]
+    cost_before = nets[1].cost(X, Y) if tame and not problems else None
     (history, error), (ref_history, ref_error) = (
         outcome(lambda net=net: _fit(net, X, Y, kwargs), (TypeError, ValueError, DivergenceError))
         for net in nets)
@@ -796,9 +798,9 @@ def test_fit(arch, data):
     for net in nets:  # trained, or restored after a failed epoch
         assert all(p.dtype == net.dtype and np.isfinite(p).all() for p in params_of(net))
     if error is not None or ref_error is not None:
-        # Only fuzzed data are large enough to overflow or diverge; which network meets
-        # it first may depend on rounding, so they need not fail alike.
-        assert not tame, (error, ref_error)
+        # A rate too large diverges (even a 1-1-1-2 identity network at lr = 0.5 on
+        # N(0, 1) data); only huge data overflow.  Which network meets it first may
+        # depend on rounding, so they need not fail alike.
         for e in (error, ref_error):
             if isinstance(e, ValueError):
                 assert_overflow(e, ("X", "validation_data"), X, Y,
@@ -806,7 +808,9 @@ def test_fit(arch, data):
             elif e is not None:
                 event("diverged")
         return
-    compared = arch["dtype"] == "float64" and tame
+    # TRAIN_RTOL's regime (test_training): a stable run, one that lowered the cost
+    compared = (arch["dtype"] == "float64" and tame
+                and nets[1].cost(X, Y) <= cost_before * (1 + 1e-12))
     event("trained" + (" (compared with the reference)" if compared else ""))
     epochs = kwargs["epochs"]
     if isinstance(kwargs["callback"], int):
@@ -823,7 +827,7 @@ def test_fit(arch, data):
         plain["validation_data"] = tuple(canonical(v) for v in kwargs["validation_data"])
     assert _fit(twin, canonical(X), canonical(Y), plain).train_cost == history.train_cost
     assert all(np.array_equal(a, b) for a, b in zip(params_of(twin), params_of(nets[0])))
-    if compared:  # N(0, 1) data, lr <= 0.5, <= 16 steps: TRAIN_RTOL's stable regime
+    if compared:
         for c, r in zip(history.train_cost + history.val_cost,
                         ref_history.train_cost + ref_history.val_cost):
             assert abs(c - r) <= TRAIN_RTOL * max(1.0, abs(r)), (c, r)
@@ -926,6 +930,7 @@ BOOL_JUNK = [("yes", TypeError), (None, TypeError), (1, TypeError), (0.0, TypeEr
 
 
 def idx_bytes(code: int, array: np.ndarray) -> bytes:
+    """``array`` as an IDX file of type ``code``."""
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.astype(">" + IDX_TYPES[code]).tobytes()
 
