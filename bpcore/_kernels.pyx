@@ -242,25 +242,33 @@ cdef void backward_block(const LayoutC* net, const real* params, const Data* dat
                              net.sizes[l - 1])
 
 
+cdef inline void bias_sums(const LayoutC* net, const real* D, real* grads, Py_ssize_t m,
+                           Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Rows j0..j1 of m dC/db^l = sum_i delta^l_i, summed over i in order."""
+    cdef Py_ssize_t ld = net.units, i, j
+    cdef real gb
+    for j in range(j0, j1):
+        gb = 0
+        for i in range(m):
+            gb += D[i * ld + net.u_off[l] + j]
+        grads[net.b_off[l] + j] = gb
+
+
 cdef void gradient_sums(const LayoutC* net, const real* A, const real* D, real* grads,
                         Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
     """Rows j0..j1 of m dC/dW^l = sum_i delta^l_i (a^{l-1}_i)^T and of m dC/db^l = sum_i delta^l_i.
 
     As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.  The
     division by m is left to the pass that reads the sums next (``mean_rows``
-    or ``gradient_step``, which fuses this sum with the SGD step), saving a pass.
+    or ``update_rows``), saving a pass over them; ``gradient_step`` fuses the sums
+    of W^l with the SGD step instead.
     """
-    cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units, i, j
-    cdef real gb
+    cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units
     if j1 <= j0:
         return
     bcast_rows(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1], ld,
                grads + net.w_off[l] + j0 * n_in, n_in)
-    for j in range(j0, j1):
-        gb = 0
-        for i in range(m):
-            gb += D[i * ld + net.u_off[l] + j]
-        grads[net.b_off[l] + j] = gb
+    bias_sums(net, D, grads, m, l, j0, j1)
 
 
 cdef void mean_rows(const LayoutC* net, real* grads, Py_ssize_t m, Py_ssize_t l,
@@ -298,11 +306,10 @@ cdef void gradient_step(const LayoutC* net, const real* A, const real* D, real* 
     """Rows j0..j1 of W^l and b^l: the gradient sums of ``gradient_sums`` and the SGD
     step (L2 decay on W only), the step of W fused into the end of its sums, so
     that each weight is read and written once (bp_bcast_sgd_*)."""
-    cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units, i, j
+    cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units
     cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
     cdef bp_sgd_f uf
     cdef bp_sgd_d ud
-    cdef real gb
     cdef real step = <real>(sgd.lr / m)
     cdef bint with_momentum = sgd.momentum != 0
     if j1 <= j0:
@@ -317,11 +324,7 @@ cdef void gradient_step(const LayoutC* net, const real* A, const real* D, real* 
         ud.momentum, ud.p, ud.v = with_momentum, params + w, velocity + w
         bp_bcast_sgd_d(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1],
                        ld, grads + w, n_in, &ud)
-    for j in range(j0, j1):
-        gb = 0
-        for i in range(m):
-            gb += D[i * ld + net.u_off[l] + j]
-        grads[net.b_off[l] + j] = gb
+    bias_sums(net, D, grads, m, l, j0, j1)
     sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
                with_momentum)
 
