@@ -13,6 +13,16 @@ Workspace layout
     a layer of a block of examples is thus a matrix with leading dimension
     ``units``, which the products of ``_gemm.h`` take directly.
 
+Alignment
+    Every offset above, and ``units``, is a multiple of ``ALIGN`` elements, so
+    that in buffers that start on a 64-byte boundary (the Python side allocates
+    them so) each W^l, b^l and workspace row starts on a cache line, and so does
+    every row of W^l and of a layer's workspace matrix when n_{l-1} is a multiple
+    of 16.  A 64-byte vector load that straddles two cache lines costs two: on a
+    Zen 4 core the products of a 1024-4096-4096-1024 step ran at 117 GFLOP/s
+    from buffers 16 bytes off a line and 146 GFLOP/s from aligned ones.  The gaps
+    are never read by the kernels.
+
 Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
     1. per-example phase, the mini-batch split into one block of rows per
        thread: gather, forward pass, cost, delta^L and delta^l for all layers of
@@ -81,7 +91,7 @@ cdef extern from "_gemm.h" nogil:
 
 cdef struct LayoutC:
     Py_ssize_t n_layers       # L
-    Py_ssize_t units          # n_0 + ... + n_L: the length of a workspace row
+    Py_ssize_t units          # n_0 + ... + n_L, padded: the length of a workspace row
     const Py_ssize_t* sizes   # n_0 .. n_L
     const Py_ssize_t* w_off   # [l] = offset of W^l in the parameter buffer (l = 1..L)
     const Py_ssize_t* b_off   # [l] = offset of b^l
@@ -111,6 +121,18 @@ cdef struct Sgd:
     double momentum           # mu; 0 = plain SGD
 
 
+cdef enum:
+    ALIGN = 16  # elements: every offset of a Layout is a multiple (64 bytes of float32)
+
+#: Where the buffers given to the kernels should start (bytes): a cache line.
+BUFFER_ALIGNMENT = 64
+
+
+cdef inline Py_ssize_t aligned(Py_ssize_t offset) noexcept:
+    """The first multiple of ALIGN at or after offset."""
+    return (offset + ALIGN - 1) // ALIGN * ALIGN
+
+
 cdef class Layout:
     """Sizes, offsets and codes of one network, as the kernels read them.
 
@@ -138,14 +160,15 @@ cdef class Layout:
         self.act = np.full(L + 1, -1, dtype=np.intc)
         units = self.sizes[0]
         for l in range(1, L + 1):
-            self.w_off[l] = offset
+            self.w_off[l] = offset = aligned(offset)
             offset += self.sizes[l] * self.sizes[l - 1]
-            self.b_off[l] = offset
+            self.b_off[l] = offset = aligned(offset)
             offset += self.sizes[l]
-            self.u_off[l] = units
+            self.u_off[l] = units = aligned(units)
             units += self.sizes[l]
             self.act[l] = act_codes[l - 1]
-        self.n_params = offset
+        self.n_params = aligned(offset)
+        units = aligned(units)
         cdef const Py_ssize_t[::1] s = self.sizes, w = self.w_off, b = self.b_off, u = self.u_off
         cdef const int[::1] a = self.act
         self.c.n_layers = L

@@ -40,8 +40,24 @@ _MIN_PARALLEL_FLOP = 4_000_000
 #: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
 _FORWARD_CHUNK = 64
 
+#: Where every buffer handed to the kernels starts (bytes; see "Alignment" in _kernels.pyx).
+_ALIGNMENT = _kernels.BUFFER_ALIGNMENT
+
 #: Version of the ``save`` file format; ``load`` reads this version and older.
 FORMAT_VERSION = 1
+
+
+def _aligned(shape, dtype, zero: bool = True) -> np.ndarray:
+    """A C-contiguous array of ``shape`` whose data start on an ``_ALIGNMENT``-byte boundary.
+
+    NumPy's own buffers start 16 bytes into a line; the kernels' 64-byte vector
+    loads from them would each touch two cache lines.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = (np.zeros if zero else np.empty)(nbytes + _ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 class Network(BaseNetwork):
@@ -95,9 +111,9 @@ class Network(BaseNetwork):
         arch = self._arch
         self._layout = _kernels.Layout(arch.sizes, [ACTIVATIONS.index(a) for a in arch.activations],
                                        COSTS.index(arch.cost))
-        self._params = np.empty(self._layout.n_params, dtype=arch.dtype)
-        self._grads = np.zeros_like(self._params)
-        self._velocity = np.zeros_like(self._params)
+        # zeros: the alignment gaps between layers (never read) stay finite
+        self._params, self._grads, self._velocity = (
+            _aligned(self._layout.n_params, arch.dtype) for _ in range(3))
         self._weights = self._views(self._params, "w")
         self._biases = self._views(self._params, "b")
         for view, value in zip(self._weights + self._biases, weights + biases):
@@ -172,7 +188,7 @@ class Network(BaseNetwork):
         self._velocity[...] = 0
 
     def _scratch(self, rows: int) -> np.ndarray:
-        return np.empty((rows, self._layout.units), dtype=self.dtype)
+        return _aligned((rows, self._layout.units), self.dtype, zero=False)
 
     @contextmanager
     def _exclusive(self):
@@ -224,7 +240,7 @@ class Network(BaseNetwork):
 
     def _gradient(self, X, Y):
         n = X.shape[0]
-        grads = np.empty_like(self._params)
+        grads = _aligned(self._layout.n_params, self.dtype)
         with self._exclusive():
             _kernels.train(self._layout, self._params, grads, self._velocity, X, Y, None, n,
                            0.0, 0.0, 0.0, self._scratch(n), self._scratch(n), self._scratch(n),

@@ -1,0 +1,71 @@
+"""The parameter and workspace layout: aligned offsets, disjoint regions, untouched gaps.
+
+Alignment is a speed matter (64-byte vector loads within one cache line), but
+the layout's padding must never change a result or be written by a kernel.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bpcore.network
+from bpcore import Network
+
+ALIGN = 16  # elements, as in bpcore/_kernels.pyx
+sizes_st = st.lists(st.integers(1, 70), min_size=2, max_size=5)
+
+
+def _regions(layout):
+    """(start, stop) of every W^l and b^l in the parameter buffer, in order."""
+    s = layout.sizes
+    out = []
+    for l in range(1, len(s)):
+        out.append((layout.w_off[l], layout.w_off[l] + s[l] * s[l - 1]))
+        out.append((layout.b_off[l], layout.b_off[l] + s[l]))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=sizes_st)
+def test_offsets_are_aligned_disjoint_and_inside(sizes):
+    layout = Network(sizes, seed=0)._layout
+    regions = _regions(layout)
+    assert all(start % ALIGN == 0 for start, _ in regions)
+    assert all(a_stop <= b_start for (_, a_stop), (b_start, _) in zip(regions, regions[1:]))
+    assert regions[-1][1] <= layout.n_params and layout.n_params % ALIGN == 0
+    u = [layout.u_off[l] for l in range(1, len(sizes))]
+    assert layout.u_off[0] == 0 and all(o % ALIGN == 0 for o in u)
+    ends = [layout.u_off[l] + sizes[l] for l in range(len(sizes))]
+    assert all(end <= nxt for end, nxt in zip(ends, u))
+    assert ends[-1] <= layout.units and layout.units % ALIGN == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_buffers_and_views_start_on_a_cache_line(dtype):
+    net = Network([784, 100, 30, 10], dtype=dtype, seed=0)
+    line = bpcore.network._ALIGNMENT
+    assert line == 64
+    for array in (net._params, net._grads, net._velocity, net._scratch(7)):
+        assert array.ctypes.data % line == 0 and array.flags.c_contiguous
+    for view in net.weights + net.biases:
+        assert view.ctypes.data % line == 0
+    assert net._scratch(7).shape == (7, net._layout.units)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_training_never_writes_the_gaps(dtype, momentum):
+    sizes = [13, 7, 5, 3]  # no size a multiple of 16: gaps after every region
+    net = Network(sizes, activations=["tanh", "relu", "sigmoid"], cost="cross_entropy",
+                  dtype=dtype, seed=1, num_threads=2)
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((40, 13)), rng.random((40, 3))
+    net.fit(X, Y, epochs=3, batch_size=6, lr=0.5, l2=0.1, momentum=momentum)
+    net.backprop(X[:9], Y[:9])
+    in_use = np.zeros(net._layout.n_params, dtype=bool)
+    for start, stop in _regions(net._layout):
+        in_use[start:stop] = True
+    assert (~in_use).sum() > 0
+    for buffer in (net._params, net._grads, net._velocity):
+        assert not buffer[~in_use].any()
+    assert np.abs(net._params[in_use]).max() > 0
