@@ -49,22 +49,28 @@
 #endif
 
 /* Rows of A and W longer than BP_DOT_KMAX bytes are summed in blocks of BP_DOT_KC
- * bytes, BP_DOT_MC rows of A at a time (a 4-row tile of W: 8 KiB, in L1; 240 rows
- * of A: 480 KiB, in L2). */
+ * bytes, at most BP_DOT_MC rows of A at a time (a 4-row tile of W: 16 KiB, in L1;
+ * 128 rows of A: 512 KiB, in L2).  Each k block ends with the horizontal sums of
+ * the tile, so blocks of 4 KiB rather than 2 KiB: +8-14% on a 4096-long row. */
 #ifndef BP_DOT_MC
-#define BP_DOT_MC 240
+#define BP_DOT_MC 128
 #endif
 #ifndef BP_DOT_KMAX
 #define BP_DOT_KMAX 8192
 #endif
 #ifndef BP_DOT_KC
-#define BP_DOT_KC 2048
+#define BP_DOT_KC 4096
 #endif
 
-/* Values of s summed per pass over a column panel of bcast (a panel's rows of B:
- * BP_BC_SC x BP_BC_NR vectors, 32 KiB for float on AVX-512). */
+/* bcast: values of s summed per pass over a column panel (a panel's rows of B:
+ * BP_BC_SC x BP_BC_NR vectors, 32 KiB for float on AVX-512), and rows of C per
+ * block (all panels of a block of rows before the next block, so that the block's
+ * values of a stay in L2: 256 rows of a gradient's delta at m = 512 are 512 KiB). */
 #ifndef BP_BC_SC
 #define BP_BC_SC 128
+#endif
+#ifndef BP_BC_RC
+#define BP_BC_RC 256
 #endif
 
 static const char *bp_isa = BP_ISA;
@@ -193,15 +199,20 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
                                                                                         \
 /* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KMAX      \
    bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
-   block of BP_DOT_MC rows of A before the next, so that a tile's rows of W stay in   \
-   L1 and the block of A in L2.  The k blocks depend on K alone, never on m, n or the \
+   block of rows of A before the next, so that a tile's rows of W stay in L1 and the  \
+   block of A in L2.  The row blocks are of equal size, at most BP_DOT_MC (a thin     \
+   last block would stream all of W for a few rows: 256 rows as 240 + 16 lost 20%    \
+   of a 4096 x 1024 product).  The k blocks depend on K alone, never on m, n or the  \
    thread count, and the row blocks do not change any sum. */                        \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KMAX                         \
         ? BP_DOT_KC / (ptrdiff_t)sizeof(T) : (K ? K : 1);                               \
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += BP_DOT_MC) {                                  \
-        ptrdiff_t i1 = i0 + BP_DOT_MC < m ? i0 + BP_DOT_MC : m;                         \
+    const ptrdiff_t blocks = (m + BP_DOT_MC - 1) / BP_DOT_MC;                           \
+    const ptrdiff_t mc = blocks > 1                                                      \
+        ? ((m + blocks - 1) / blocks + BP_DOT_MR - 1) / BP_DOT_MR * BP_DOT_MR : m;      \
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += mc) {                                          \
+        ptrdiff_t i1 = i0 + mc < m ? i0 + mc : m;                                       \
         for (ptrdiff_t k0 = 0; k0 < K || k0 == 0; k0 += kc) {                           \
             ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K;                                   \
             for (ptrdiff_t j = 0; j < n; j += BP_DOT_NR)                                \
@@ -286,25 +297,29 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
             }                                                                           \
         return;                                                                         \
     }                                                                                   \
-    /* Column panel outermost (an overlapping edge vector must see only its own       \
-       panel's partial sums), then blocks of BP_BC_SC values of s, so that the panel's  \
-       rows of B stay in L1 while every row tile uses them. */                        \
-    for (ptrdiff_t n0 = 0; n0 < N; n0 += step) {                                        \
-        ptrdiff_t col[BP_BC_NR], at[BP_BC_NR];                                          \
-        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
-            at[c] = n0 + c * BP_W##SUF < N ? n0 + c * BP_W##SUF : N;                    \
-            col[c] = at[c] + BP_W##SUF <= N ? at[c] : N - BP_W##SUF;  /* overlap, not pad */ \
-        }                                                                               \
-        for (ptrdiff_t s0 = 0; s0 < S || s0 == 0; s0 += BP_BC_SC) {                     \
-            ptrdiff_t s1 = s0 + BP_BC_SC < S ? s0 + BP_BC_SC : S;                       \
-            const bp_sgd_##SUF *last = s1 == S ? u : NULL;                              \
-            for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_BC_MR)                              \
-                switch (R - r0 < BP_BC_MR ? R - r0 : BP_BC_MR) {                        \
-                case 1: bp_bcast_tile_##SUF(r0, 1, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
-                case 2: bp_bcast_tile_##SUF(r0, 2, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
-                case 3: bp_bcast_tile_##SUF(r0, 3, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
-                default: bp_bcast_tile_##SUF(r0, BP_BC_MR, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); \
-                }                                                                       \
+    /* Blocks of BP_BC_RC rows; in each, column panel outermost (an overlapping edge  \
+       vector must see only its own panel's partial sums), then blocks of BP_BC_SC      \
+       values of s, so that the panel's rows of B stay in L1 while every row tile of    \
+       the block uses them. */                                                        \
+    for (ptrdiff_t q0 = 0; q0 < R; q0 += BP_BC_RC) {                                    \
+        const ptrdiff_t q1 = q0 + BP_BC_RC < R ? q0 + BP_BC_RC : R;                     \
+        for (ptrdiff_t n0 = 0; n0 < N; n0 += step) {                                    \
+            ptrdiff_t col[BP_BC_NR], at[BP_BC_NR];                                      \
+            BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                              \
+                at[c] = n0 + c * BP_W##SUF < N ? n0 + c * BP_W##SUF : N;                \
+                col[c] = at[c] + BP_W##SUF <= N ? at[c] : N - BP_W##SUF;  /* overlap */ \
+            }                                                                           \
+            for (ptrdiff_t s0 = 0; s0 < S || s0 == 0; s0 += BP_BC_SC) {                 \
+                ptrdiff_t s1 = s0 + BP_BC_SC < S ? s0 + BP_BC_SC : S;                   \
+                const bp_sgd_##SUF *last = s1 == S ? u : NULL;                          \
+                for (ptrdiff_t r0 = q0; r0 < q1; r0 += BP_BC_MR)                        \
+                    switch (q1 - r0 < BP_BC_MR ? q1 - r0 : BP_BC_MR) {                  \
+                    case 1: bp_bcast_tile_##SUF(r0, 1, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
+                    case 2: bp_bcast_tile_##SUF(r0, 2, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
+                    case 3: bp_bcast_tile_##SUF(r0, 3, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
+                    default: bp_bcast_tile_##SUF(r0, BP_BC_MR, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); \
+                    }                                                                   \
+            }                                                                           \
         }                                                                               \
     }                                                                                   \
 }                                                                                       \

@@ -143,16 +143,20 @@ def test_vectorised_softmax_is_accurate(variant, dtype, n):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_long_rows_and_many_examples_per_thread(variant, dtype):
-    """bp_dot's blocking: inputs longer than 8 KiB (summed in 2 KiB blocks of k, with
-    a vector tail and a scalar tail in the last block) and more rows per thread than
-    one block of A (BP_DOT_MC = 240).  The gradient is bitwise the same on 1 and 2
-    threads and matches the float64 reference within n * eps * scale, the bound on
-    a sum of n terms in any order (n: the longest sum, over the inputs)."""
+    """The blocking of _gemm.h: inputs longer than 8 KiB (bp_dot sums them in 4 KiB
+    blocks of k, with a vector tail and a scalar tail in the last block), more rows
+    per thread than one block of A (BP_DOT_MC = 128: 300 rows are 3 blocks of 100,
+    150 are 76 + 74), and more rows of C than one block of bp_bcast (BP_BC_RC = 256:
+    the gradient's 300 rows of W^1 on one thread, the 300 examples of the backward
+    product) with an overlapping last column panel (2100 and 1100 inputs).  The
+    gradient is bitwise the same on 1 and 2 threads and matches the float64
+    reference within n * eps * scale, the bound on a sum of n terms in any order
+    (n: the longest sum, over the inputs)."""
     n_in = 2100 if dtype == "float32" else 1100
     rng = np.random.default_rng(11)
     X = rng.standard_normal((300, n_in))
     y = rng.integers(0, 4, 300)
-    args = ([n_in, 20, 4], ["relu", "softmax"], "log_likelihood")
+    args = ([n_in, 300, 4], ["relu", "softmax"], "log_likelihood")
     grads = []
     for threads in (1, 2):
         net = bpcore.Network(*args, dtype=dtype, seed=3, num_threads=threads)
@@ -187,3 +191,32 @@ def test_sgd_step_fused_and_separate(variant, batch):
     ref.fit(X, Y, 2, batch, 0.5, l2=0.1, momentum=0.5, seed=1)
     for got, want in zip(fitted[0], ref.weights + ref.biases):
         assert np.max(np.abs(got - want)) <= 1e-10
+
+
+@pytest.mark.parametrize("batch", [7, 150])
+def test_sgd_step_over_row_blocks(variant, batch):
+    """One SGD step (fused for batch 7, separate for 150) of a layer of 270 neurons:
+    on one thread its rows are two row blocks of bp_bcast (BP_BC_RC = 256: 256 + 14),
+    each with an overlapping last column panel (40 inputs).  Bitwise the same on 1
+    and 3 threads; within n * eps * scale of the reference, n the longest sum (the
+    first step starts from zero velocity and lr < 1, so the weights' error is the
+    gradient's, scaled by lr, plus their own rounding)."""
+    rng = np.random.default_rng(batch)
+    X, Y = rng.standard_normal((batch, 40)), rng.random((batch, 3))
+    args = ([40, 270, 3], ["tanh", "sigmoid"], "cross_entropy")
+    fit = dict(epochs=1, batch_size=batch, lr=0.5, l2=0.1, momentum=0.5, seed=1)
+    stepped = []
+    for threads in (1, 3):
+        net = bpcore.Network(*args, seed=5, num_threads=threads)
+        net.fit(X, Y, **fit)
+        stepped.append(net.weights + net.biases)
+    for a, b in zip(*stepped):
+        assert np.array_equal(a, b)
+    ref = Reference(*args, seed=5)
+    before = [w.copy() for w in ref.weights]
+    ref.fit(X, Y, **fit)
+    assert all(not np.array_equal(w, b) for w, b in zip(ref.weights, before))
+    n = max(batch, 270)
+    for got, want in zip(stepped[0], ref.weights + ref.biases):
+        scale = max(1.0, np.max(np.abs(want)))
+        assert np.max(np.abs(got - want)) <= n * np.finfo(np.float64).eps * scale
