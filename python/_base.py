@@ -9,10 +9,12 @@ A subclass supplies the math, in four methods:
   visiting order, after one epoch of SGD steps in place;
 
 and the arrays that make up its trainable state (``_state_arrays``), which
-``fit`` snapshots to undo an epoch that diverged.
+``fit`` snapshots to undo an epoch that diverged.  ``_fitting(batch_size)``, a
+context around the epochs of one ``fit``, may keep buffers for all of them.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -216,10 +218,23 @@ class BaseNetwork:
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
         self._reset_velocity()
         history = History()
+        # One snapshot buffer per state array for all epochs: a fresh copy per epoch
+        # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
+        # epoch), where copying into the same buffer takes ~12 ms.
+        before = [np.empty_like(a) for a in self._state_arrays()]
+        with self._fitting(batch_size):
+            self._fit_epochs(X, Y, validation, callback, rng, epochs, batch_size, lr, l2,
+                             momentum, shuffle, verbose, before, history)
+        return history
+
+    def _fit_epochs(self, X, Y, validation, callback, rng, epochs, batch_size, lr, l2,
+                    momentum, shuffle, verbose, before, history) -> None:
+        n = X.shape[0]
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
-            before = [a.copy() for a in self._state_arrays()]
+            for saved, array in zip(before, self._state_arrays()):
+                np.copyto(saved, array)
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
                     costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
@@ -252,7 +267,6 @@ class BaseNetwork:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
             if callback is not None and callback(epoch, history) is True:
                 break
-        return history
 
     def _refuse_overflowing_data(self, X, Y, validation) -> None:
         """ValueError if the cost of the training or the validation data overflows now."""
@@ -320,3 +334,7 @@ class BaseNetwork:
 
     def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
         raise NotImplementedError
+
+    def _fitting(self, batch_size: int) -> contextlib.AbstractContextManager:
+        """Context around the epochs of one ``fit`` (by default: nothing to keep)."""
+        return contextlib.nullcontext()
