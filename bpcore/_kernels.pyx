@@ -14,14 +14,21 @@ Workspace layout
     ``units``, which the products of ``_gemm.h`` take directly.
 
 Alignment
-    Every offset above, and ``units``, is a multiple of ``ALIGN`` elements, so
-    that in buffers that start on a 64-byte boundary (the Python side allocates
-    them so) each W^l, b^l and workspace row starts on a cache line, and so does
-    every row of W^l and of a layer's workspace matrix when n_{l-1} is a multiple
-    of 16.  A 64-byte vector load that straddles two cache lines costs two: on a
-    Zen 4 core the products of a 1024-4096-4096-1024 step ran at 117 GFLOP/s
-    from buffers 16 bytes off a line and 146 GFLOP/s from aligned ones.  The gaps
-    are never read by the kernels.
+    Every offset above is a multiple of a 64-byte cache line, so that in buffers
+    that start on a line (the Python side allocates them so) each W^l, b^l and
+    layer of a workspace row starts on a line, and so does every row of W^l when
+    n_{l-1} fills whole lines.  A 64-byte vector load that straddles two lines
+    costs two: the products of a 1024-4096-4096-1024 step ran at 117 GFLOP/s
+    from buffers 16 bytes off a line and 146 GFLOP/s from aligned ones (one
+    AVX-512 core).  The gaps are never read by the kernels.
+
+    ``units``, the workspace row stride, is moreover an odd number of lines.
+    The gradient and delta products walk down columns of the workspace (one
+    row per example); with a stride of a multiple of 4 KiB, as 10,240 floats
+    are, every row's line falls in the same L1 set, and the 128 rows of a block
+    evict each other.  An odd stride spreads 64 consecutive rows over all 64
+    sets: the gradient products of that network went from 136 to 210 GFLOP/s
+    (AVX-512) and from 49 to 90 (AVX2).
 
 Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
     1. per-example phase, the mini-batch split into one block of rows per
@@ -121,16 +128,13 @@ cdef struct Sgd:
     double momentum           # mu; 0 = plain SGD
 
 
-cdef enum:
-    ALIGN = 16  # elements: every offset of a Layout is a multiple (64 bytes of float32)
-
 #: Where the buffers given to the kernels should start (bytes): a cache line.
 BUFFER_ALIGNMENT = 64
 
 
-cdef inline Py_ssize_t aligned(Py_ssize_t offset) noexcept:
-    """The first multiple of ALIGN at or after offset."""
-    return (offset + ALIGN - 1) // ALIGN * ALIGN
+cdef inline Py_ssize_t aligned(Py_ssize_t offset, Py_ssize_t line) noexcept:
+    """The first multiple of line at or after offset."""
+    return (offset + line - 1) // line * line
 
 
 cdef class Layout:
@@ -144,15 +148,21 @@ cdef class Layout:
         Activation code of layers 1..L (``_config.ACTIVATIONS`` index).
     cost_code : int
         ``_config.COSTS`` index.
+    itemsize : int
+        Bytes per number (4: float32, 8: float64), for the alignment of offsets.
     """
     cdef LayoutC c
     cdef readonly object sizes, w_off, b_off, u_off, act
     cdef readonly Py_ssize_t n_params
+    cdef readonly Py_ssize_t line  # elements per cache line: every offset is a multiple
 
-    def __init__(self, sizes, act_codes, int cost_code):
+    def __init__(self, sizes, act_codes, int cost_code, int itemsize):
         cdef Py_ssize_t L = len(sizes) - 1, l, offset = 0, units = 0
         if L < 1 or len(act_codes) != L:
             raise ValueError("Layout needs len(sizes) >= 2 and one activation per layer")
+        if itemsize not in (4, 8):
+            raise ValueError("Layout needs itemsize 4 or 8")
+        cdef Py_ssize_t line = BUFFER_ALIGNMENT // itemsize  # elements per cache line
         self.sizes = np.asarray(sizes, dtype=np.intp)
         self.w_off = np.zeros(L + 1, dtype=np.intp)
         self.b_off = np.zeros(L + 1, dtype=np.intp)
@@ -160,15 +170,17 @@ cdef class Layout:
         self.act = np.full(L + 1, -1, dtype=np.intc)
         units = self.sizes[0]
         for l in range(1, L + 1):
-            self.w_off[l] = offset = aligned(offset)
+            self.w_off[l] = offset = aligned(offset, line)
             offset += self.sizes[l] * self.sizes[l - 1]
-            self.b_off[l] = offset = aligned(offset)
+            self.b_off[l] = offset = aligned(offset, line)
             offset += self.sizes[l]
-            self.u_off[l] = units = aligned(units)
+            self.u_off[l] = units = aligned(units, line)
             units += self.sizes[l]
             self.act[l] = act_codes[l - 1]
-        self.n_params = aligned(offset)
-        units = aligned(units)
+        self.n_params = aligned(offset, line)
+        units = aligned(units, 2 * line)
+        units += line  # an odd number of lines
+        self.line = line
         cdef const Py_ssize_t[::1] s = self.sizes, w = self.w_off, b = self.b_off, u = self.u_off
         cdef const int[::1] a = self.act
         self.c.n_layers = L

@@ -111,7 +111,7 @@ class Network(BaseNetwork):
     def _allocate(self, biases, weights):
         arch = self._arch
         self._layout = _kernels.Layout(arch.sizes, [ACTIVATIONS.index(a) for a in arch.activations],
-                                       COSTS.index(arch.cost))
+                                       COSTS.index(arch.cost), arch.dtype.itemsize)
         # zeros: the alignment gaps between layers (never read) stay finite
         self._params, self._grads, self._velocity = (
             _aligned(self._layout.n_params, arch.dtype) for _ in range(3))

@@ -1,7 +1,9 @@
 """The parameter and workspace layout: aligned offsets, disjoint regions, untouched gaps.
 
-Alignment is a speed matter (64-byte vector loads within one cache line), but
-the layout's padding must never change a result or be written by a kernel.
+Alignment is a speed matter (64-byte vector loads within one cache line; a
+workspace row stride of an odd number of lines, so that a column's lines spread
+over the L1 sets), but the padding must never change a result or be written by
+a kernel.
 """
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 import bpcore.network
 from bpcore import Network
 
-ALIGN = 16  # elements, as in bpcore/_kernels.pyx
+LINE = 64  # bytes
 sizes_st = st.lists(st.integers(1, 70), min_size=2, max_size=5)
 
 
@@ -26,9 +28,11 @@ def _regions(layout):
 
 
 @settings(max_examples=200, deadline=None)
-@given(sizes=sizes_st)
-def test_offsets_are_aligned_disjoint_and_inside(sizes):
-    layout = Network(sizes, seed=0)._layout
+@given(sizes=sizes_st, dtype=st.sampled_from(["float32", "float64"]))
+def test_offsets_are_aligned_disjoint_and_inside(sizes, dtype):
+    layout = Network(sizes, dtype=dtype, seed=0)._layout
+    ALIGN = LINE // np.dtype(dtype).itemsize
+    assert layout.line == ALIGN
     regions = _regions(layout)
     assert all(start % ALIGN == 0 for start, _ in regions)
     assert all(a_stop <= b_start for (_, a_stop), (b_start, _) in zip(regions, regions[1:]))
@@ -38,6 +42,7 @@ def test_offsets_are_aligned_disjoint_and_inside(sizes):
     ends = [layout.u_off[l] + sizes[l] for l in range(len(sizes))]
     assert all(end <= nxt for end, nxt in zip(ends, u))
     assert ends[-1] <= layout.units and layout.units % ALIGN == 0
+    assert (layout.units // ALIGN) % 2 == 1  # an odd number of cache lines per row
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
