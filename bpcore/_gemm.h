@@ -72,6 +72,16 @@
 #ifndef BP_BC_RC
 #define BP_BC_RC 256
 #endif
+/* bcast copies a panel's block of B (its BP_BC_SC rows of BP_BC_NR vectors, 32 KiB
+ * at most) into a contiguous buffer when a block of at least BP_BC_PACK_ROWS rows of C
+ * will read it and B's rows are far apart or a multiple of 512 bytes apart: then
+ * the block's rows are all in different pages (one TLB entry each) or fall into
+ * a few L1 sets and evict each other.  Measured on XL's delta products: AVX-512
+ * 155 -> 200 GFLOP/s, AVX2 53 -> 81; on N2's gradient (rows 3.7 KiB apart, an
+ * odd number of lines) the copy only cost, hence the condition. */
+#ifndef BP_BC_PACK_ROWS
+#define BP_BC_PACK_ROWS 32
+#endif
 
 static const char *bp_isa = BP_ISA;
 
@@ -228,7 +238,9 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
 }                                                                                       \
                                                                                         \
 /* Rows r0..r0+mr of C over the NR vectors starting at columns col[], summing        \
-   s = s0..s1; for s0 > 0 the sums so far are read back from C (exactly: the same    \
+   s = s0..s1, with row s of B's panel at Bp + (s - s0) * bld and its vectors at     \
+   offsets bcol[] (B itself, or the panel packed contiguously: the same values); for \
+   s0 > 0 the sums so far are read back from C (exactly: the same                    \
    partial sums, so blocking over s leaves the result unchanged).  With u and the    \
    last block of s, the sums are not stored but applied as an SGD step to the        \
    parameters at the same place (bp_sgd_step); at[c] is where vector c would start   \
@@ -236,7 +248,8 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
    parameter is stepped twice. */                                                     \
 static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,           \
                                           ptrdiff_t s1, const T *a, ptrdiff_t ars,      \
-                                          ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \
+                                          ptrdiff_t ass, const T *Bp, ptrdiff_t bld,    \
+                                          const ptrdiff_t *bcol,                        \
                                           const ptrdiff_t *col, const ptrdiff_t *at,    \
                                           T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) { \
     const T *ar[BP_BC_MR];                                                              \
@@ -247,8 +260,8 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
             acc[r][c] = s0 ? bp_load_##SUF(C + (r0 + r) * ldc + col[c]) : (bp_v##SUF){0}; \
     for (ptrdiff_t s = s0; s < s1; s++) {                                               \
         bp_v##SUF bv[BP_BC_NR];                                                         \
-        const T *Bs = B + s * ldb;                                                      \
-        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bv[c] = bp_load_##SUF(Bs + col[c]); \
+        const T *Bs = Bp + (s - s0) * bld;                                              \
+        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bv[c] = bp_load_##SUF(Bs + bcol[c]); \
         BP_UNROLL for (int r = 0; r < mr; r++) {                                        \
             T as = ar[r][s * ass];                                                      \
             BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] += as * bv[c];       \
@@ -287,6 +300,9 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
                                ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb, \
                                T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) {            \
     const ptrdiff_t step = BP_W##SUF * BP_BC_NR;                                         \
+    T pack[BP_BC_SC * BP_BC_NR * BP_W##SUF] __attribute__((aligned(64)));               \
+    const ptrdiff_t ldb_bytes = ldb * (ptrdiff_t)sizeof(T);                             \
+    const int pack_b = ldb_bytes % 512 == 0 || ldb_bytes >= 4096;  /* see BP_BC_PACK_ROWS */ \
     if (N < BP_W##SUF) {  /* narrower than one vector: plain loops, same order */       \
         for (ptrdiff_t r = 0; r < R; r++)                                               \
             for (ptrdiff_t n = 0; n < N; n++) {                                         \
@@ -312,12 +328,24 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
             for (ptrdiff_t s0 = 0; s0 < S || s0 == 0; s0 += BP_BC_SC) {                 \
                 ptrdiff_t s1 = s0 + BP_BC_SC < S ? s0 + BP_BC_SC : S;                   \
                 const bp_sgd_##SUF *last = s1 == S ? u : NULL;                          \
+                const T *Bp = B + s0 * ldb;                                             \
+                ptrdiff_t bld = ldb, bcol[BP_BC_NR];                                    \
+                BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bcol[c] = col[c];          \
+                if (pack_b && q1 - q0 >= BP_BC_PACK_ROWS) {                             \
+                    bld = BP_BC_NR * BP_W##SUF;                                         \
+                    for (ptrdiff_t s = s0; s < s1; s++)                                 \
+                        BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                    \
+                            bp_store_##SUF(pack + (s - s0) * bld + c * BP_W##SUF,       \
+                                           bp_load_##SUF(B + s * ldb + col[c]));        \
+                    BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bcol[c] = c * BP_W##SUF; \
+                    Bp = pack;                                                          \
+                }                                                                       \
                 for (ptrdiff_t r0 = q0; r0 < q1; r0 += BP_BC_MR)                        \
                     switch (q1 - r0 < BP_BC_MR ? q1 - r0 : BP_BC_MR) {                  \
-                    case 1: bp_bcast_tile_##SUF(r0, 1, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
-                    case 2: bp_bcast_tile_##SUF(r0, 2, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
-                    case 3: bp_bcast_tile_##SUF(r0, 3, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); break; \
-                    default: bp_bcast_tile_##SUF(r0, BP_BC_MR, s0, s1, a, ars, ass, B, ldb, col, at, C, ldc, last); \
+                    case 1: bp_bcast_tile_##SUF(r0, 1, s0, s1, a, ars, ass, Bp, bld, bcol, col, at, C, ldc, last); break; \
+                    case 2: bp_bcast_tile_##SUF(r0, 2, s0, s1, a, ars, ass, Bp, bld, bcol, col, at, C, ldc, last); break; \
+                    case 3: bp_bcast_tile_##SUF(r0, 3, s0, s1, a, ars, ass, Bp, bld, bcol, col, at, C, ldc, last); break; \
+                    default: bp_bcast_tile_##SUF(r0, BP_BC_MR, s0, s1, a, ars, ass, Bp, bld, bcol, col, at, C, ldc, last); \
                     }                                                                   \
             }                                                                           \
         }                                                                               \
