@@ -34,9 +34,10 @@ Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
     1. per-example phase, the mini-batch split into one block of rows per
        thread: gather, forward pass, cost, delta^L and delta^l for all layers of
        the block (no barrier between layers: a block needs only its own rows);
-    2. per-row phase, each layer's rows of W split between threads: rows j of
-       dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m, summed over the examples in
-       index order, then their SGD update.
+    2. per-row phase, each layer's rows of W in chunks (``row_chunk``) that the
+       threads take in turn from a shared counter, so that a thread the host
+       slows down takes fewer: rows j of dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m,
+       summed over the examples in index order, then their SGD update.
     Every number is computed by exactly one thread, in an order that does not
     depend on which thread or how many (see _gemm.h): trained weights are
     bitwise the same for any thread count.
@@ -56,6 +57,7 @@ cdef extern from "_omp.h" nogil:
     int bp_team_size()
     int bp_max_threads()
     void bp_barrier()
+    Py_ssize_t bp_take(Py_ssize_t* counter)
     double bp_seconds()
 
 cdef extern from "Python.h":
@@ -117,6 +119,7 @@ cdef struct Data:
     void* A
     void* D
     double* costs             # cost of the example at each position, or NULL
+    Py_ssize_t rows_taken     # chunks of rows of W taken so far in this mini-batch's phase 2
     double next_poll          # bp_seconds() after which thread 0 checks for signals
     bint interrupted          # set by thread 0 when a signal handler raised
 
@@ -378,6 +381,32 @@ cdef void update_rows(const LayoutC* net, real* params, const real* grads, real*
     sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
                with_momentum)
 
+cdef inline Py_ssize_t row_chunk(Py_ssize_t rows, int nt) noexcept nogil:
+    """Rows of W per chunk of phase 2: about four chunks per thread, a multiple of 4
+    rows and at least 16 (one chunk per layer on one thread)."""
+    cdef Py_ssize_t chunk = (rows + 4 * nt - 1) // (4 * nt)
+    if nt == 1:
+        return rows if rows > 0 else 1
+    return max(16, (chunk + 3) // 4 * 4)
+
+
+cdef inline bint take_rows(const LayoutC* net, Data* data, int nt, Py_ssize_t* l,
+                           Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
+    """The next chunk of phase 2, rows j0..j1 of W^l (layers in order); False when none is left."""
+    cdef Py_ssize_t chunk = bp_take(&data.rows_taken), size, per, count
+    l[0] = 1
+    while l[0] <= net.n_layers:
+        size = net.sizes[l[0]]
+        per = row_chunk(size, nt)
+        count = (size + per - 1) // per
+        if chunk < count:
+            j0[0] = chunk * per
+            j1[0] = min(size, j0[0] + per)
+            return True
+        chunk -= count
+        l[0] += 1
+    return False
+
 #: How often a training epoch checks for Ctrl-C and other signals.
 cdef double POLL_SECONDS = 0.05
 
@@ -409,6 +438,8 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
         m = min(data.batch_size, data.n - start)
         # 1. per example, this thread's rows i0..i1 of the mini-batch
         split(m, tid, nt, &i0, &i1)
+        if tid == 0:
+            data.rows_taken = 0  # phase 2 of the mini-batch before ended at the barrier
         for i in range(i0, i1):  # gather a^0 into the workspace
             memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
         if i1 > i0:
@@ -427,8 +458,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
             with gil:
                 data.interrupted = check_signals() != 0
             data.next_poll = bp_seconds() + POLL_SECONDS
-        for l in range(1, L + 1):
-            split(net.sizes[l], tid, nt, &j0, &j1)
+        while take_rows(net, data, nt, &l, &j0, &j1):
             # The step is fused into the gradient sums when a mini-batch is summed in
             # one block of _gemm.h (m <= BP_BC_SC: each weight read and written once;
             # +4-8% on N1, N2, M); with several blocks a separate streaming pass
@@ -529,6 +559,7 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     data.costs = NULL if costs is None else &costs[0]
     data.next_poll = bp_seconds() + POLL_SECONDS
     data.interrupted = False
+    data.rows_taken = 0
     cdef Sgd sgd
     sgd.update = update
     sgd.lr = lr
