@@ -535,8 +535,13 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     _check_params(layout, velocity.shape[0], "velocity")
     if X.shape[1] != net.sizes[0] or Y.shape[0] != n or Y.shape[1] != net.sizes[net.n_layers]:
         raise ValueError("X and Y do not match the layout")
-    if order is not None and order.shape[0] != n:
-        raise ValueError("order must have one entry per example")
+    cdef Py_ssize_t k
+    if order is not None:
+        if order.shape[0] != n:
+            raise ValueError("order must have one entry per example")
+        for k in range(n):  # an index out of range would read past X and Y
+            if order[k] < 0 or order[k] >= n:
+                raise ValueError(f"order[{k}] = {order[k]} is not an example index (0..{n - 1})")
     if batch_size < 1 or num_threads < 1:
         raise ValueError("batch_size and num_threads must be >= 1")
     cdef Py_ssize_t rows = min(batch_size, n)

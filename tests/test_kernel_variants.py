@@ -250,3 +250,19 @@ def test_packed_panels(variant, dtype):
     for got, ref_value in zip(results[0], want):
         scale = max(1.0, np.max(np.abs(ref_value)))
         assert np.max(np.abs(got - ref_value)) <= 1030 * eps * scale
+
+
+@pytest.mark.parametrize("bad", [-1, 9, 2**40])
+def test_train_refuses_an_order_index_outside_the_data(variant, bad):
+    """The private kernel entry point checks the visiting order it is given (fit always
+    passes a permutation): an index outside the data would read past X and Y."""
+    net = bpcore.Network([4, 3, 2], seed=0)
+    X, Y = np.ones((9, 4)), np.zeros((9, 2))
+    order = np.arange(9, dtype=np.intp)
+    order[5] = bad
+    ws = [net._scratch(3) for _ in range(3)]
+    before = net._params.copy()
+    with pytest.raises(ValueError, match=r"order\[5\]"):
+        bpcore.network._kernels.train(net._layout, net._params, net._grads, net._velocity, X, Y,
+                                      order, 3, 0.1, 0.0, 0.0, *ws, None, 1)
+    assert np.array_equal(net._params, before)
