@@ -223,50 +223,44 @@ class BaseNetwork:
         # epoch), where copying into the same buffer takes ~12 ms.
         before = [np.empty_like(a) for a in self._state_arrays()]
         with self._fitting(batch_size):
-            self._fit_epochs(X, Y, validation, callback, rng, epochs, batch_size, lr, l2,
-                             momentum, shuffle, verbose, before, history)
+            for epoch in range(1, epochs + 1):
+                start = time.perf_counter()
+                order = epoch_order(rng, n, shuffle)
+                for saved, array in zip(before, self._state_arrays()):
+                    np.copyto(saved, array)
+                try:
+                    with np.errstate(all="ignore"):  # non-finite results are handled below
+                        costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
+                except KeyboardInterrupt as exc:
+                    self._restore(before)
+                    exc.history = history
+                    raise
+                seconds = time.perf_counter() - start
+                finite = (np.isfinite(costs).all()
+                          and all(np.isfinite(a).all() for a in self._state_arrays()))
+                if finite and validation is not None:
+                    Xv, Yv, labels = validation
+                    with np.errstate(all="ignore"):
+                        val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
+                    finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
+                if not finite:
+                    self._restore(before)
+                    if epoch == 1:  # the data may overflow the network fit was given
+                        self._refuse_overflowing_data(X, Y, validation)
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: the parameters or the cost became "
+                        f"NaN or infinite with lr={lr}; the network was restored to its state "
+                        f"before epoch {epoch} (try a smaller lr)")
+                history.seconds.append(seconds)
+                history.train_cost.append(float(np.mean(costs)))
+                if validation is not None:
+                    history.val_cost.append(float(np.mean(val_costs)))
+                    history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
+                if verbose:
+                    print(self._epoch_line(history, epoch, epochs, n), flush=True)
+                if callback is not None and callback(epoch, history) is True:
+                    break
         return history
-
-    def _fit_epochs(self, X, Y, validation, callback, rng, epochs, batch_size, lr, l2,
-                    momentum, shuffle, verbose, before, history) -> None:
-        n = X.shape[0]
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            order = epoch_order(rng, n, shuffle)
-            for saved, array in zip(before, self._state_arrays()):
-                np.copyto(saved, array)
-            try:
-                with np.errstate(all="ignore"):  # non-finite results are handled below
-                    costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
-            except KeyboardInterrupt as exc:
-                self._restore(before)
-                exc.history = history
-                raise
-            seconds = time.perf_counter() - start
-            finite = (np.isfinite(costs).all()
-                      and all(np.isfinite(a).all() for a in self._state_arrays()))
-            if finite and validation is not None:
-                Xv, Yv, labels = validation
-                with np.errstate(all="ignore"):
-                    val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
-                finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
-            if not finite:
-                self._restore(before)
-                if epoch == 1:  # the data may overflow the network fit was given
-                    self._refuse_overflowing_data(X, Y, validation)
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch}: the parameters or the cost became "
-                    f"NaN or infinite with lr={lr}; the network was restored to its state "
-                    f"before epoch {epoch} (try a smaller lr)")
-            history.seconds.append(seconds)
-            history.train_cost.append(float(np.mean(costs)))
-            if validation is not None:
-                history.val_cost.append(float(np.mean(val_costs)))
-                history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
-            if verbose:
-                print(self._epoch_line(history, epoch, epochs, n), flush=True)
-            if callback is not None and callback(epoch, history) is True:
-                break
 
     def _refuse_overflowing_data(self, X, Y, validation) -> None:
         """ValueError if the cost of the training or the validation data overflows now."""
