@@ -381,6 +381,7 @@ cdef void update_rows(const LayoutC* net, real* params, const real* grads, real*
     sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
                with_momentum)
 
+
 cdef inline Py_ssize_t row_chunk(Py_ssize_t rows, int nt) noexcept nogil:
     """Rows of W per chunk of phase 2: about four chunks per thread, a multiple of 4
     rows and at least 16 (one chunk per layer on one thread)."""
@@ -406,6 +407,7 @@ cdef inline bint take_rows(const LayoutC* net, Data* data, int nt, Py_ssize_t* l
         chunk -= count
         l[0] += 1
     return False
+
 
 #: How often a training epoch checks for Ctrl-C and other signals.
 cdef double POLL_SECONDS = 0.05
