@@ -5,16 +5,15 @@ A subclass supplies the math, in four methods:
 * ``_forward(X) -> a^L`` for every row of X;
 * ``_example_costs(X, Y) -> C_x`` for every row;
 * ``_gradient(X, Y) -> (nabla_b, nabla_w)`` of the mean cost over the rows;
-* ``_train_epoch(X, Y, order, batch_size, lr, decay, momentum) -> C_x`` in
-  visiting order, after one epoch of SGD steps in place;
+* ``_train_epoch(X, Y, order, batch_size, lr, decay, momentum, workspace) -> C_x``
+  in visiting order, after one epoch of SGD steps in place;
 
 and the arrays that make up its trainable state (``_state_arrays``), which
-``fit`` snapshots to undo an epoch that diverged.  ``_fitting(batch_size)``, a
-context around the epochs of one ``fit``, may keep buffers for all of them.
+``fit`` snapshots to undo an epoch that diverged.  ``_fit_workspace(batch_size)``
+may supply scratch buffers that ``fit`` hands to every ``_train_epoch`` of the call.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -222,44 +221,45 @@ class BaseNetwork:
         # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
         # epoch), where copying into the same buffer takes ~12 ms.
         before = [np.empty_like(a) for a in self._state_arrays()]
-        with self._fitting(batch_size):
-            for epoch in range(1, epochs + 1):
-                start = time.perf_counter()
-                order = epoch_order(rng, n, shuffle)
-                for saved, array in zip(before, self._state_arrays()):
-                    np.copyto(saved, array)
-                try:
-                    with np.errstate(all="ignore"):  # non-finite results are handled below
-                        costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum)
-                except KeyboardInterrupt as exc:
-                    self._restore(before)
-                    exc.history = history
-                    raise
-                seconds = time.perf_counter() - start
-                finite = (np.isfinite(costs).all()
-                          and all(np.isfinite(a).all() for a in self._state_arrays()))
-                if finite and validation is not None:
-                    Xv, Yv, labels = validation
-                    with np.errstate(all="ignore"):
-                        val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
-                    finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
-                if not finite:
-                    self._restore(before)
-                    if epoch == 1:  # the data may overflow the network fit was given
-                        self._refuse_overflowing_data(X, Y, validation)
-                    raise DivergenceError(
-                        f"training diverged in epoch {epoch}: the parameters or the cost became "
-                        f"NaN or infinite with lr={lr}; the network was restored to its state "
-                        f"before epoch {epoch} (try a smaller lr)")
-                history.seconds.append(seconds)
-                history.train_cost.append(float(np.mean(costs)))
-                if validation is not None:
-                    history.val_cost.append(float(np.mean(val_costs)))
-                    history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
-                if verbose:
-                    print(self._epoch_line(history, epoch, epochs, n), flush=True)
-                if callback is not None and callback(epoch, history) is True:
-                    break
+        workspace = self._fit_workspace(batch_size)
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            order = epoch_order(rng, n, shuffle)
+            for saved, array in zip(before, self._state_arrays()):
+                np.copyto(saved, array)
+            try:
+                with np.errstate(all="ignore"):  # non-finite results are handled below
+                    costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n,
+                                              momentum, workspace)
+            except KeyboardInterrupt as exc:
+                self._restore(before)
+                exc.history = history
+                raise
+            seconds = time.perf_counter() - start
+            finite = (np.isfinite(costs).all()
+                      and all(np.isfinite(a).all() for a in self._state_arrays()))
+            if finite and validation is not None:
+                Xv, Yv, labels = validation
+                with np.errstate(all="ignore"):
+                    val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
+                finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
+            if not finite:
+                self._restore(before)
+                if epoch == 1:  # the data may overflow the network fit was given
+                    self._refuse_overflowing_data(X, Y, validation)
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch}: the parameters or the cost became "
+                    f"NaN or infinite with lr={lr}; the network was restored to its state "
+                    f"before epoch {epoch} (try a smaller lr)")
+            history.seconds.append(seconds)
+            history.train_cost.append(float(np.mean(costs)))
+            if validation is not None:
+                history.val_cost.append(float(np.mean(val_costs)))
+                history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
+            if verbose:
+                print(self._epoch_line(history, epoch, epochs, n), flush=True)
+            if callback is not None and callback(epoch, history) is True:
+                break
         return history
 
     def _refuse_overflowing_data(self, X, Y, validation) -> None:
@@ -326,9 +326,9 @@ class BaseNetwork:
     def _gradient(self, X, Y):
         raise NotImplementedError
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
         raise NotImplementedError
 
-    def _fitting(self, batch_size: int) -> contextlib.AbstractContextManager:
-        """Context around the epochs of one ``fit`` (by default: nothing to keep)."""
-        return contextlib.nullcontext()
+    def _fit_workspace(self, batch_size: int):
+        """Scratch for all epochs of one ``fit`` of mini-batches of ``batch_size`` (default: none)."""
+        return None

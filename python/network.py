@@ -105,7 +105,6 @@ class Network(BaseNetwork):
                  init="scaled_gaussian", seed=None, num_threads=None):
         self._num_threads = check_num_threads(num_threads)
         self._busy = threading.RLock()
-        self._workspaces = None  # (Z, A, D) during fit, see _fitting
         super().__init__(sizes, activations, cost, dtype, init, seed)
 
     def _allocate(self, biases, weights):
@@ -191,19 +190,13 @@ class Network(BaseNetwork):
     def _scratch(self, rows: int) -> np.ndarray:
         return _aligned((rows, self._layout.units), self.dtype, zero=False)
 
-    @contextmanager
-    def _fitting(self, batch_size):
-        """Keep the three training workspaces (Z, A, D) for all epochs of one ``fit``.
+    def _fit_workspace(self, batch_size):
+        """The three training workspaces (Z, A, D), for all epochs of one ``fit``.
 
         Fresh ones per epoch would be page-faulted anew inside every epoch (3 x 21 MB
         for a 1024-4096-4096-1024 network at batch 512).
         """
-        outer = self._workspaces
-        self._workspaces = tuple(self._scratch(batch_size) for _ in range(3))
-        try:
-            yield
-        finally:
-            self._workspaces = outer
+        return tuple(self._scratch(batch_size) for _ in range(3))
 
     @contextmanager
     def _exclusive(self):
@@ -262,15 +255,12 @@ class Network(BaseNetwork):
                            None, self._threads_for(n), update=False)
         return self._views(grads, "b"), self._views(grads, "w")
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
         rows = min(batch_size, X.shape[0])
         costs = np.empty(X.shape[0])
-        workspaces = self._workspaces
-        if workspaces is None or workspaces[0].shape[0] < rows:
-            workspaces = tuple(self._scratch(rows) for _ in range(3))
         with self._exclusive():
             _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y,
-                           order, batch_size, lr, decay, momentum, *workspaces, costs,
+                           order, batch_size, lr, decay, momentum, *workspace, costs,
                            self._threads_for(rows))
         return costs
 

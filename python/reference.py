@@ -144,7 +144,7 @@ class Network(BaseNetwork):
         m = X.shape[0]
         return [nb / m for nb in nabla_b], [nw / m for nw in nabla_w]
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum):
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
         costs = []
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
