@@ -85,7 +85,8 @@ cdef extern from "_sched.h" nogil:
     void BP_PAUSE()
     bp_ns bp_now()
     void bp_nap(long ns)
-    void bp_team_init(bp_team* team, int nt)
+    void bp_team_init(bp_team* team, int nt, const double* memory)
+    void bp_team_save(const bp_team* team, int nt, double* memory)
     void bp_learn_speed(bp_member* me, int kind, bp_ns took, long long work)
     int bp_exclude_slow(bp_team* team, int nt, int waiter, int kind, long long need,
                         bp_ns wait_start, bp_ns now)
@@ -708,8 +709,8 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
           const real[:, ::1] X, const real[:, ::1] Y, const Py_ssize_t[::1] order,
           Py_ssize_t batch_size, double lr, double decay, double momentum,
           real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D, double[::1] costs, int num_threads,
-          bint update=True, long long[::1] stats=None, int _slow_thread=-1,
-          double _slow_seconds=0.0):
+          bint update=True, long long[::1] stats=None, double[:, ::1] team_memory=None,
+          int _slow_thread=-1, double _slow_seconds=0.0):
     """Run one epoch of mini-batch SGD in place (or, with update=False, one gradient).
 
     Visits X[order[0]], X[order[1]], ... in mini-batches of ``batch_size``
@@ -725,7 +726,8 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
 
     ``stats``, if given (num_threads + 1 entries), receives the pieces each thread
     computed and, last, how many times a thread was excluded for holding the
-    others up (see _sched.h).  ``_slow_thread`` naps ``_slow_seconds`` before each
+    others up (see _sched.h).  ``team_memory`` (num_threads x 3, or None) carries
+    the threads' speed estimates and exclusions from one call to the next.  ``_slow_thread`` naps ``_slow_seconds`` before each
     piece it takes: a stand-in, for the tests, for a thread that loses its core.
     """
     cdef LayoutC* net = &layout.c
@@ -754,6 +756,9 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
         raise ValueError(f"num_threads must be <= {BP_MAX_TEAM}")
     if stats is not None and stats.shape[0] != num_threads + 1:
         raise ValueError("stats needs num_threads + 1 entries")
+    if team_memory is not None and (team_memory.shape[0] != num_threads
+                                    or team_memory.shape[1] != 3):
+        raise ValueError("team_memory needs num_threads rows of 3")
     if n == 0:
         return
     cdef Data data
@@ -781,10 +786,13 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     cdef Schedule sched
     cdef bp_team team
     cdef int tid
+    cdef double* memory = NULL if team_memory is None else &team_memory[0, 0]
     with nogil:
-        bp_team_init(&team, num_threads)
+        bp_team_init(&team, num_threads, memory)
         with parallel(num_threads=num_threads):
             run_epoch(net, p, g, v, &data, &sgd, &sched, &team)
+        if memory != NULL:
+            bp_team_save(&team, num_threads, memory)
     if stats is not None:
         for tid in range(num_threads):
             stats[tid] = team.member[tid].pieces if tid < sched.nt else 0

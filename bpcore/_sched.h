@@ -81,10 +81,14 @@
 
 typedef long long bp_ns;
 
-/* Nanoseconds from an arbitrary origin. */
+/* Nanoseconds from an arbitrary origin (a monotonic clock where there is one). */
 static inline bp_ns bp_now(void) {
     struct timespec t;
+#ifdef CLOCK_MONOTONIC
+    clock_gettime(CLOCK_MONOTONIC, &t);
+#else
     timespec_get(&t, TIME_UTC);
+#endif
     return (bp_ns)t.tv_sec * 1000000000LL + (bp_ns)t.tv_nsec;
 }
 
@@ -117,7 +121,10 @@ typedef struct {
     bp_member member[BP_MAX_TEAM];
 } bp_team;
 
-static inline void bp_team_init(bp_team *team, int nt) {
+/* A new team for one call; `memory` (3 doubles per thread, or NULL) carries each
+ * thread's speed estimates and exclusion from the network's previous call, so that
+ * a thread the host keeps slow is not given a fresh chance every epoch. */
+static inline void bp_team_init(bp_team *team, int nt, const double *memory) {
     team->next = 0;
     team->completed = 0;
     team->stopping = 0;
@@ -127,9 +134,20 @@ static inline void bp_team_init(bp_team *team, int nt) {
         team->member[t].ticket = -1;
         team->member[t].since = 0;
         team->member[t].work = 0;
-        team->member[t].excluded_until = 0;
-        team->member[t].ns_per_work[0] = team->member[t].ns_per_work[1] = 0;
+        team->member[t].ns_per_work[0] = memory ? memory[3 * t] : 0;
+        team->member[t].ns_per_work[1] = memory ? memory[3 * t + 1] : 0;
+        team->member[t].excluded_until = memory ? (bp_ns)memory[3 * t + 2] : 0;
         team->member[t].pieces = 0;
+    }
+}
+
+/* What the next call's bp_team_init reads back. */
+static inline void bp_team_save(const bp_team *team, int nt, double *memory) {
+    for (int t = 0; t < nt; t++) {
+        bp_ns until = team->member[t].excluded_until;
+        memory[3 * t] = team->member[t].ns_per_work[0];
+        memory[3 * t + 1] = team->member[t].ns_per_work[1];
+        memory[3 * t + 2] = (double)(until == BP_FURTHER_NOTICE ? 0 : until);
     }
 }
 

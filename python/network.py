@@ -105,6 +105,7 @@ class Network(BaseNetwork):
                  init="scaled_gaussian", seed=None, num_threads=None):
         self._num_threads = check_num_threads(num_threads)
         self._busy = threading.RLock()
+        self._team_memory = None
         super().__init__(sizes, activations, cost, dtype, init, seed)
 
     def _allocate(self, biases, weights):
@@ -255,13 +256,20 @@ class Network(BaseNetwork):
                            None, self._threads_for(n), update=False)
         return self._views(grads, "b"), self._views(grads, "w")
 
+    def _team_memory_for(self, threads: int) -> np.ndarray:
+        """What the kernels keep of each thread between epochs: its speed estimates and
+        whether it is excluded for holding the others up (bpcore/_sched.h)."""
+        if self._team_memory is None or self._team_memory.shape[0] != threads:
+            self._team_memory = np.zeros((threads, 3))
+        return self._team_memory
+
     def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
-        rows = min(batch_size, X.shape[0])
+        threads = self._threads_for(min(batch_size, X.shape[0]))
         costs = np.empty(X.shape[0])
         with self._exclusive():
             _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y,
                            order, batch_size, lr, decay, momentum, *workspace, costs,
-                           self._threads_for(rows))
+                           threads, team_memory=self._team_memory_for(threads))
         return costs
 
     # -- pickling ------------------------------------------------------------------

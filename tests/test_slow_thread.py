@@ -77,3 +77,28 @@ def test_a_slow_thread_changes_no_bit_in_float32_over_epochs():
     slowed, stats = _epoch(3, slow_thread=2, slow_seconds=0.005, dtype="float32", epochs=2)
     assert np.array_equal(alone, slowed)
     assert stats[2] <= 8, f"the slow thread took {stats[2]} of {stats[:3].sum()} pieces"
+
+
+@needs_openmp
+def test_an_exclusion_lasts_into_the_next_call_through_team_memory():
+    X, Y = _setup()
+    net = bpcore.Network(SIZES, activations=["tanh", "relu", "sigmoid"], seed=3)
+    workspace = net._fit_workspace(BATCH)
+    memory = np.zeros((2, 3))
+
+    def epoch(**slow):
+        stats = np.zeros(3, dtype=np.int64)
+        kernels.train(net._layout, net._params, net._grads, net._velocity, X, Y, None, BATCH,
+                      0.1, 0.0, 0.0, *workspace, None, 2, stats=stats, team_memory=memory,
+                      **slow)
+        return stats
+
+    first = epoch(_slow_thread=1, _slow_seconds=0.02)
+    if first[1] == 0:
+        pytest.skip("thread 1 started after thread 0 had taken every piece")  # pragma: no cover
+    assert first[-1] >= 1
+    # Excluded for 32 x its ~20 ms wait: the next call (a few ms) runs without it,
+    # where a fresh team would have given it about half of the pieces.
+    second = epoch()
+    assert second[1] == 0 and second[0] == first[:2].sum()
+    assert memory[1, 2] > 0 and memory[0, :2].min() > 0  # exclusion end and speeds kept
