@@ -13,6 +13,7 @@ import pytest
 
 import bpcore
 from bpcore import network
+from bpcore.optim import SGD
 
 kernels = network._kernels
 OPENMP = bpcore.build_info()["openmp"]
@@ -29,17 +30,28 @@ def _setup(dtype="float64", n=2560):
     return X, Y
 
 
+def _kernel_epoch(net, optimizer, X, Y, order, threads, workspace, **options):
+    """One epoch through the kernels' entry, with their statistics."""
+    state = net._bind_optimizer(optimizer)
+    hyper = optimizer._hyper(kernels)
+    stats = np.zeros(threads + 1, dtype=np.int64)
+    kernels.train_epoch(net._layout, net._params, net._grads, state if state.shape[0] else None,
+                        hyper, X, Y, order, None, BATCH, *workspace, None, threads, stats=stats,
+                        **options)
+    optimizer._t = hyper.t
+    return stats
+
+
 def _epoch(threads, slow_thread=-1, slow_seconds=0.0, dtype="float64", epochs=1):
     """Train a fresh network; return its parameters and the kernels' statistics."""
     X, Y = _setup(dtype)
     net = bpcore.Network(SIZES, activations=["tanh", "relu", "sigmoid"], dtype=dtype, seed=3)
     workspace = net._fit_workspace(BATCH)
-    stats = np.zeros(threads + 1, dtype=np.int64)
+    optimizer = SGD(0.1, momentum=0.9, weight_decay=1e-4)
     order = np.random.default_rng(1).permutation(X.shape[0])
     for _ in range(epochs):
-        kernels.train(net._layout, net._params, net._grads, net._velocity, X, Y, order, BATCH,
-                      0.1, 1e-4, 0.9, *workspace, None, threads, stats=stats,
-                      _slow_thread=slow_thread, _slow_seconds=slow_seconds)
+        stats = _kernel_epoch(net, optimizer, X, Y, order, threads, workspace,
+                              _slow_thread=slow_thread, _slow_seconds=slow_seconds)
     return net._params.copy(), stats
 
 
@@ -85,13 +97,11 @@ def test_an_exclusion_lasts_into_the_next_call_through_team_memory():
     net = bpcore.Network(SIZES, activations=["tanh", "relu", "sigmoid"], seed=3)
     workspace = net._fit_workspace(BATCH)
     memory = np.zeros((2, 3))
+    optimizer = SGD(0.1)
 
     def epoch(**slow):
-        stats = np.zeros(3, dtype=np.int64)
-        kernels.train(net._layout, net._params, net._grads, net._velocity, X, Y, None, BATCH,
-                      0.1, 0.0, 0.0, *workspace, None, 2, stats=stats, team_memory=memory,
-                      **slow)
-        return stats
+        return _kernel_epoch(net, optimizer, X, Y, None, 2, workspace, team_memory=memory,
+                             **slow)
 
     first = epoch(_slow_thread=1, _slow_seconds=0.02)
     if first[1] == 0:
