@@ -44,6 +44,7 @@ Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
 """
 from cython.parallel cimport parallel
 
+from libc.math cimport sqrt
 from libc.string cimport memcpy
 
 from bpcore._math cimport real, activate, times_derivative, output_delta, example_cost
@@ -122,6 +123,7 @@ cdef struct Data:
     Py_ssize_t rows_taken     # chunks of rows of W taken so far in this mini-batch's phase 2
     double next_poll          # bp_seconds() after which thread 0 checks for signals
     bint interrupted          # set by thread 0 when a signal handler raised
+    double* bias_norms        # L sums of ||dC/db^l|| over the mini-batches, or NULL (off)
 
 
 cdef struct Sgd:
@@ -409,6 +411,25 @@ cdef inline bint take_rows(const LayoutC* net, Data* data, int nt, Py_ssize_t* l
     return False
 
 
+cdef void record_bias_norms(const LayoutC* net, const real* grads, Py_ssize_t m,
+                            double* out) noexcept nogil:
+    """out[l - 1] += ||sum_i delta^l_i|| / m = ||dC/db^l|| of the mini-batch, l = 1..L.
+
+    Nielsen's measure of how fast layer l learns.  Called by one thread after a
+    mini-batch's phase 2, when ``grads`` holds every layer's bias sums (the fused
+    and the streaming path both leave them there; the next phase 2 that
+    overwrites them is behind the next barrier).  Summed in double, in order.
+    """
+    cdef Py_ssize_t l, j
+    cdef double g, total
+    for l in range(1, net.n_layers + 1):
+        total = 0
+        for j in range(net.sizes[l]):
+            g = grads[net.b_off[l] + j]
+            total += g * g
+        out[l - 1] += sqrt(total) / m
+
+
 #: How often a training epoch checks for Ctrl-C and other signals.
 cdef double POLL_SECONDS = 0.05
 
@@ -475,6 +496,8 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
                 else:
                     mean_rows(net, grads, m, l, j0, j1)
         bp_barrier()
+        if tid == 0 and data.bias_norms != NULL:
+            record_bias_norms(net, <const real*>grads, m, data.bias_norms)
         if data.interrupted:
             break
         start += m
@@ -516,7 +539,7 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
           const real[:, ::1] X, const real[:, ::1] Y, const Py_ssize_t[::1] order,
           Py_ssize_t batch_size, double lr, double decay, double momentum,
           real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D, double[::1] costs, int num_threads,
-          bint update=True):
+          bint update=True, double[::1] bias_norms=None):
     """Run one epoch of mini-batch SGD in place (or, with update=False, one gradient).
 
     Visits X[order[0]], X[order[1]], ... in mini-batches of ``batch_size``
@@ -527,8 +550,9 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     the example at position i, computed with the parameters before its step.
     A signal handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch
     within ~50 ms, after a completed mini-batch step, and its exception
-    propagates.  The caller checks the arguments; this re-checks only what
-    would corrupt memory.
+    propagates.  With ``bias_norms`` (L entries), ||dC/db^l|| of every mini-batch
+    is added to ``bias_norms[l - 1]`` (see record_bias_norms).  The caller checks
+    the arguments; this re-checks only what would corrupt memory.
     """
     cdef LayoutC* net = &layout.c
     cdef Py_ssize_t n = X.shape[0]
@@ -552,6 +576,8 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
         raise ValueError("workspaces need min(batch_size, n) rows of layout.units")
     if costs is not None and costs.shape[0] != n:
         raise ValueError("costs must have one entry per example")
+    if bias_norms is not None and bias_norms.shape[0] != net.n_layers:
+        raise ValueError("bias_norms must have one entry per layer")
     if n == 0:
         return
     cdef Data data
@@ -567,6 +593,7 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     data.next_poll = bp_seconds() + POLL_SECONDS
     data.interrupted = False
     data.rows_taken = 0
+    data.bias_norms = NULL if bias_norms is None else &bias_norms[0]
     cdef Sgd sgd
     sgd.update = update
     sgd.lr = lr

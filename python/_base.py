@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
+from ._interop import InteropMixin
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
 
@@ -41,20 +42,41 @@ class History:
     running figure other libraries report; it excludes the L2 term.
     ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
     without ``validation_data``.  ``seconds`` is the time spent training, the
-    validation pass excluded.
+    validation pass excluded.  ``grad_norms`` (with ``fit(record_grad_norms=True)``)
+    holds, per epoch, one number per layer l = 1..L: the mean over the epoch's
+    mini-batches of ||dC/db^l||, the speed at which layer l learns.
     """
 
     train_cost: list[float] = field(default_factory=list)
     val_cost: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    grad_norms: list[list[float]] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
         return len(self.train_cost)
 
+    # interop (notebooks): the work is in bpcore/_notebook.py
+    def to_dataframe(self):
+        """The history as a ``pandas.DataFrame``, one row per epoch (needs pandas).
 
-class BaseNetwork:
+        Columns: ``epoch`` (the index, from 1), ``train_cost``, ``seconds``, and
+        ``val_cost``/``val_accuracy`` when there was validation data,
+        ``grad_norm_1``..``grad_norm_L`` when gradient norms were recorded.
+        """
+        from ._notebook import history_dataframe
+
+        return history_dataframe(self)
+
+    def plot(self, path=None, **kwargs):
+        """Draw the history (:func:`bpcore.plot.plot_history`; needs matplotlib)."""
+        from ._notebook import plot_history
+
+        return plot_history(self, path, **kwargs)
+
+
+class BaseNetwork(InteropMixin):
     """Constructor, argument checks and the training loop; the math is in subclasses."""
 
     _arch: Architecture
@@ -177,7 +199,8 @@ class BaseNetwork:
         return nabla_b, nabla_w
 
     def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
-            seed=None, validation_data=None, verbose=False, callback=None) -> History:
+            seed=None, validation_data=None, verbose=False, callback=None,
+            record_grad_norms=False) -> History:
         """Train by mini-batch stochastic gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
@@ -204,10 +227,14 @@ class BaseNetwork:
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
         returning ``True`` stops training there (early stopping).
+        ``record_grad_norms=True`` fills ``history.grad_norms``: per epoch, for each
+        layer l, the mean over the mini-batches of ||dC/db^l||, computed inside
+        the compiled epoch from the bias gradients it has at hand.
         """
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
                                                               momentum)
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
+        record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         X, Y = self._inputs_and_targets(X, Y)
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
@@ -222,15 +249,18 @@ class BaseNetwork:
         # epoch), where copying into the same buffer takes ~12 ms.
         before = [np.empty_like(a) for a in self._state_arrays()]
         workspace = self._fit_workspace(batch_size)
+        bias_norms = np.zeros(self.n_layers) if record_grad_norms else None
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, self._state_arrays()):
                 np.copyto(saved, array)
+            if bias_norms is not None:
+                bias_norms[...] = 0
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
                     costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n,
-                                              momentum, workspace)
+                                              momentum, workspace, bias_norms=bias_norms)
             except KeyboardInterrupt as exc:
                 self._restore(before)
                 exc.history = history
@@ -253,6 +283,8 @@ class BaseNetwork:
                     f"before epoch {epoch} (try a smaller lr)")
             history.seconds.append(seconds)
             history.train_cost.append(float(np.mean(costs)))
+            if bias_norms is not None:  # sums over the epoch's -(-n // batch_size) mini-batches
+                history.grad_norms.append((bias_norms / -(-n // batch_size)).tolist())
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
@@ -326,7 +358,10 @@ class BaseNetwork:
     def _gradient(self, X, Y):
         raise NotImplementedError
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace,
+                     bias_norms=None):
+        """One epoch; with ``bias_norms`` (L floats) add ||dC/db^l|| of each mini-batch to
+        ``bias_norms[l - 1]``."""
         raise NotImplementedError
 
     def _fit_workspace(self, batch_size: int):

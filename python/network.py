@@ -255,13 +255,14 @@ class Network(BaseNetwork):
                            None, self._threads_for(n), update=False)
         return self._views(grads, "b"), self._views(grads, "w")
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace,
+                     bias_norms=None):
         rows = min(batch_size, X.shape[0])
         costs = np.empty(X.shape[0])
         with self._exclusive():
             _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y,
                            order, batch_size, lr, decay, momentum, *workspace, costs,
-                           self._threads_for(rows))
+                           self._threads_for(rows), bias_norms=bias_norms)
         return costs
 
     # -- pickling ------------------------------------------------------------------

@@ -144,12 +144,15 @@ class Network(BaseNetwork):
         m = X.shape[0]
         return [nb / m for nb in nabla_b], [nw / m for nw in nabla_w]
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace,
+                     bias_norms=None):
         costs = []
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             costs.extend(self._example_costs(X[batch], Y[batch]))
             nabla_b, nabla_w = self._gradient(X[batch], Y[batch])
+            if bias_norms is not None:  # the speed of learning of each layer
+                bias_norms += [np.linalg.norm(nb.astype(np.float64)) for nb in nabla_b]
             for l in range(self.n_layers):
                 # v <- mu v - eta (dC/dw + (lambda/n) w);  w <- w + v
                 self._velocity_w[l][...] = (momentum * self._velocity_w[l]
