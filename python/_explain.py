@@ -98,8 +98,8 @@ class Explanation:
 
     def __str__(self) -> str:
         l, j, k, L = self.layer, self.j, self.k, self.n_layers
-        where = "the output layer" if l == L else f"a hidden layer of {L}"
-        head = (f"dC_x/dw{_up(l)}_{j},{k} for one example x: layer {l} ({where}, "
+        where = "output" if l == L else "hidden"
+        head = (f"dC_x/dw{_up(l)}_{j},{k} for one example x: layer {l} of {L} ({where}, "
                 f"{self.activation}), {self.cost} cost")
         values = " * ".join(_num(v) for v in self.factors)
         lines = [head]
@@ -124,7 +124,7 @@ class Explanation:
             lines += [f"  = a{_up(l - 1)}_{k} * sigma'(z{_up(l)}_{j}) * {dc}",
                       f"    with a{_up(L)}_{j} = {_num(self.a_out)}, y_{j} = {_num(self.y)}"]
         else:
-            terms = [f"{_num(w)} * {_num(d)}" for w, d in
+            terms = [f"({_num(w)})({_num(d)})" for w, d in
                      zip(self.next_weights[:_SHOWN_TERMS], self.next_deltas[:_SHOWN_TERMS])]
             more = len(self.next_weights) - _SHOWN_TERMS
             if more > 0:

@@ -91,7 +91,7 @@ def _draw_grad_norms(ax, norms) -> None:
     if (norms > 0).all():
         ax.set_yscale("log")
     ax.set(title="Speed of learning", xlabel="epoch",
-           ylabel="mean ||dC/db^l|| over the mini-batches")
+           ylabel=r"mean $\|\partial C/\partial b^l\|$ over the mini-batches")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
