@@ -112,10 +112,14 @@ class Explanation:
                 f"a{_up(l)}_{j} - y_{j} = {_num(self.a_out)} - {_num(self.y)}",
                 f"  = {values}",
                 f"  = {_num(self.gradient)}",
-                f"  ({pair}: sigma'(z{_up(l)}_{j}) and dC_x/da{_up(l)}_{j} are not written "
-                "as two factors; their product is a - y exactly"
-                + (", since a softmax output depends on every z^L)" if self.cost ==
-                   "log_likelihood" else ", and each alone overflows where a rounds to 0 or 1)")]
+                f"  ({pair}: " + (
+                    f"sigma'(z{_up(l)}_{j}) = a(1 - a) and dC_x/da{_up(l)}_{j} = "
+                    "(a - y)/(a(1 - a)) cancel into a - y; they are not formed, since where "
+                    "a rounds to 0 or 1 one is 0 and the other infinite)"
+                    if self.cost == "cross_entropy" else
+                    f"a{_up(l)}_{j} depends on every z{_up(l)}_i, so dC_x/dz{_up(l)}_{j} = "
+                    f"sum_i dC_x/da{_up(l)}_i da{_up(l)}_i/dz{_up(l)}_{j}, which is a - y for "
+                    "targets that sum to 1; there is no single sigma' factor)")]
             return "\n".join(lines)
         lines.append(f"  = dz{_up(l)}_{j}/dw{_up(l)}_{j},{k} * da{_up(l)}_{j}/dz{_up(l)}_{j} * "
                      f"dC_x/da{_up(l)}_{j}")
