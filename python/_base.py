@@ -21,6 +21,7 @@ import numpy as np
 
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._interop import InteropMixin
+from ._notebook import HistoryMixin
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
 
@@ -34,7 +35,7 @@ class ResultOverflowError(ValueError):
 
 
 @dataclass
-class History:
+class History(HistoryMixin):
     """Per-epoch record of a ``fit``: one entry per epoch in each list.
 
     ``train_cost`` is the mean cost of the training examples as they were met
@@ -56,24 +57,6 @@ class History:
     @property
     def epochs(self) -> int:
         return len(self.train_cost)
-
-    # interop (notebooks): the work is in bpcore/_notebook.py
-    def to_dataframe(self):
-        """The history as a ``pandas.DataFrame``, one row per epoch (needs pandas).
-
-        Columns: ``epoch`` (the index, from 1), ``train_cost``, ``seconds``, and
-        ``val_cost``/``val_accuracy`` when there was validation data,
-        ``grad_norm_1``..``grad_norm_L`` when gradient norms were recorded.
-        """
-        from ._notebook import history_dataframe
-
-        return history_dataframe(self)
-
-    def plot(self, path=None, **kwargs):
-        """Draw the history (:func:`bpcore.plot.plot_history`; needs matplotlib)."""
-        from ._notebook import plot_history
-
-        return plot_history(self, path, **kwargs)
 
 
 class BaseNetwork(InteropMixin):

@@ -1,12 +1,36 @@
-"""What a notebook user reaches for: a History as a DataFrame, its plot, and a
-progress report that is a widget in Jupyter and plain lines in a log.
+"""What a notebook user reaches for: a History as a DataFrame, and its plot.
 
-pandas and matplotlib are optional; each is imported when asked for, with an
-error naming the package to install.
+``HistoryMixin`` gives :class:`bpcore.History` its ``to_dataframe`` and ``plot``
+methods.  pandas and matplotlib are optional; each is imported when asked for,
+with an error naming the package to install.  (The progress bar of
+``fit(progress=True)`` is ``tqdm.auto``'s: a widget in Jupyter, text elsewhere.)
 """
 from __future__ import annotations
 
-import sys
+from dataclasses import fields
+
+
+class HistoryMixin:
+    """``to_dataframe`` and ``plot`` of :class:`bpcore.History`."""
+
+    def to_dataframe(self):
+        """The history as a ``pandas.DataFrame``, one row per epoch (needs pandas).
+
+        Columns: ``epoch`` (the index, from 1), ``train_cost``, ``val_cost`` and
+        ``val_accuracy`` when there was validation data, ``seconds``, and
+        ``grad_norm_1`` .. ``grad_norm_L`` when ``fit(record_grad_norms=True)``
+        recorded the speed of learning.
+        """
+        return history_dataframe(self)
+
+    def plot(self, path=None, **kwargs):
+        """Draw the history: :func:`bpcore.plot.plot_history` (needs matplotlib).
+
+        Cost and accuracy per epoch, and the speed of learning of each layer when
+        it was recorded.  Returns the matplotlib ``Figure``; with ``path`` it is
+        also written there.
+        """
+        return plot_history(self, path, **kwargs)
 
 
 def history_dataframe(history):
@@ -17,17 +41,19 @@ def history_dataframe(history):
         raise ImportError("History.to_dataframe needs pandas: pip install pandas "
                           f"(importing it failed: {exc})") from None
     n = history.epochs
-    columns = {"train_cost": history.train_cost}
-    # an interrupted fit may leave a list one epoch short; every column is cut to n rows
-    if history.val_cost:
-        columns["val_cost"] = history.val_cost
-        columns["val_accuracy"] = history.val_accuracy
-    columns["seconds"] = history.seconds
-    norms = getattr(history, "grad_norms", None) or []
-    if norms:
-        for l in range(len(norms[0])):
-            columns[f"grad_norm_{l + 1}"] = [epoch[l] for epoch in norms]
-    frame = pd.DataFrame({name: list(values)[:n] + [float("nan")] * (n - len(values))
+    columns = {}
+    for f in fields(history):
+        values = list(getattr(history, f.name))
+        if not values and f.name != "train_cost":  # e.g. no validation data
+            continue
+        if values and isinstance(values[0], (list, tuple)):  # one number per layer
+            name = f.name[:-1] if f.name.endswith("s") else f.name  # grad_norms: grad_norm_l
+            for l in range(len(values[0])):
+                columns[f"{name}_{l + 1}"] = [epoch[l] for epoch in values]
+        else:
+            columns[f.name] = values
+    # an interrupted fit may leave a list an epoch short: its column ends in NaN
+    frame = pd.DataFrame({name: values[:n] + [float("nan")] * (n - len(values))
                           for name, values in columns.items()},
                          index=pd.RangeIndex(1, n + 1, name="epoch"))
     return frame
@@ -42,58 +68,3 @@ def plot_history(history, path=None, **kwargs):
                           f"({exc.__cause__ or exc})") from None
     return plot.plot_history(history, path, **kwargs)
 
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (an IPython shell run by ``IPKernelApp``)."""
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-class EpochProgress:
-    """A progress report of ``fit``'s epochs that suits where it runs.
-
-    In a Jupyter notebook, tqdm's notebook widget (``tqdm.notebook``, which needs
-    ipywidgets); on a terminal, tqdm's text bar; anywhere else (a log file, a
-    pipe, a notebook without ipywidgets) one plain line per epoch, since a bar
-    redrawn with carriage returns is unreadable there.  Its unit is epochs: an
-    epoch runs as one call into the compiled core.  Call it as
-    ``fit(callback=...)`` would be called, ``progress(epoch, history)``, then
-    ``close()``.
-    """
-
-    def __init__(self, epochs: int, n_examples: int, file=None):
-        self.epochs, self.n_examples = epochs, n_examples
-        self.file = sys.stderr if file is None else file
-        self.bar = None
-        self.kind = "lines"
-        if in_notebook():
-            try:
-                from tqdm.notebook import tqdm as notebook_tqdm
-
-                self.bar = notebook_tqdm(total=epochs, unit="epoch", desc="training")
-                self.kind = "notebook"
-            except ImportError:  # no ipywidgets: tqdm.notebook cannot draw its widget
-                pass
-        elif getattr(self.file, "isatty", lambda: False)():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=epochs, unit="epoch", desc="training", file=self.file,
-                            dynamic_ncols=True)
-            self.kind = "terminal"
-
-    def __call__(self, epoch: int, history) -> None:
-        if self.bar is None:
-            from ._base import BaseNetwork
-
-            print(BaseNetwork._epoch_line(history, epoch, self.epochs, self.n_examples),
-                  file=self.file, flush=True)
-            return
-        postfix = f"train cost {history.train_cost[-1]:.4f}"
-        if history.val_accuracy:
-            postfix += f", accuracy {history.val_accuracy[-1]:.4f}"
-        self.bar.set_postfix_str(postfix, refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -54,7 +54,8 @@ def to_torch(net):
     dtype = torch.float32 if net.dtype == np.float32 else torch.float64
     layers = []
     for w, b, act in zip(net.weights, net.biases, net.activations):
-        linear = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
+        # skip_init: no random initialisation (that would draw from torch's global generator)
+        linear = torch.nn.utils.skip_init(nn.Linear, w.shape[1], w.shape[0], dtype=dtype)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(np.array(w)))
             linear.bias.copy_(torch.from_numpy(np.array(b)))

@@ -1,15 +1,12 @@
-"""Notebook helpers: History.to_dataframe, History.plot, and the epoch progress report."""
+"""Notebook helpers: History.to_dataframe and History.plot."""
 from __future__ import annotations
 
-import io
 import sys
-import types
 
 import numpy as np
 import pytest
 
 import bpcore
-from bpcore import _notebook
 
 
 def _history(validation=True, norms=True):
@@ -57,90 +54,3 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r'History.plot needs matplotlib: pip install "bpcore\[plot\]"'):
         bpcore.History().plot()
 
-
-def _report(progress, history):
-    for epoch in range(1, history.epochs + 1):
-        partial = bpcore.History(history.train_cost[:epoch], history.val_cost[:epoch],
-                                 history.val_accuracy[:epoch], history.seconds[:epoch])
-        progress(epoch, partial)
-    progress.close()
-
-
-def test_progress_prints_lines_when_not_a_terminal():
-    out = io.StringIO()
-    progress = _notebook.EpochProgress(3, 40, file=out)
-    assert progress.kind == "lines"
-    _report(progress, _history())
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("epoch 1/3: train cost ")
-    assert "\r" not in out.getvalue()
-
-
-def test_progress_draws_a_bar_on_a_terminal():
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    out = Terminal()
-    progress = _notebook.EpochProgress(3, 40, file=out)
-    assert progress.kind == "terminal"
-    _report(progress, _history())
-    assert "3/3" in out.getvalue() and "\r" in out.getvalue()
-
-
-class _FakeShell:
-    config = {"IPKernelApp": {}}
-
-
-def test_progress_uses_the_notebook_widget_in_jupyter(monkeypatch):
-    fake = types.ModuleType("IPython")
-    fake.get_ipython = lambda: _FakeShell()
-    monkeypatch.setitem(sys.modules, "IPython", fake)
-    assert _notebook.in_notebook()
-    made = []
-
-    class Widget:
-        def __init__(self, **kwargs):
-            made.append(kwargs)
-            self.n = 0
-
-        def set_postfix_str(self, text, refresh=True):
-            self.postfix = text
-
-        def update(self, n):
-            self.n += n
-
-        def close(self):
-            self.closed = True
-
-    monkeypatch.setitem(sys.modules, "tqdm.notebook", types.SimpleNamespace(tqdm=Widget))
-    progress = _notebook.EpochProgress(3, 40, file=io.StringIO())
-    assert progress.kind == "notebook" and made[0]["total"] == 3
-    _report(progress, _history())
-    assert progress.bar.n == 3 and progress.bar.closed
-
-
-def test_progress_falls_back_to_lines_in_jupyter_without_ipywidgets(monkeypatch):
-    fake = types.ModuleType("IPython")
-    fake.get_ipython = lambda: _FakeShell()
-    monkeypatch.setitem(sys.modules, "IPython", fake)
-
-    class NoWidgets:
-        def __init__(self, **kwargs):
-            raise ImportError("IProgress not found. Please update jupyter and ipywidgets.")
-
-    monkeypatch.setitem(sys.modules, "tqdm.notebook", types.SimpleNamespace(tqdm=NoWidgets))
-    out = io.StringIO()
-    progress = _notebook.EpochProgress(3, 40, file=out)
-    assert progress.kind == "lines"
-    _report(progress, _history())
-    assert len(out.getvalue().splitlines()) == 3
-
-
-def test_not_a_notebook_outside_jupyter(monkeypatch):
-    fake = types.ModuleType("IPython")
-    fake.get_ipython = lambda: None  # IPython imported, no shell running
-    monkeypatch.setitem(sys.modules, "IPython", fake)
-    assert not _notebook.in_notebook()
-    monkeypatch.setitem(sys.modules, "IPython", None)
-    assert not _notebook.in_notebook()

@@ -40,9 +40,11 @@ def test_round_trip_is_bitwise_and_torch_computes_the_same(dtype, output, cost):
     assert np.array_equal(back.feedforward(X), net.feedforward(X))
 
 
-def test_to_torch_is_a_copy():
+def test_to_torch_is_a_copy_and_leaves_torchs_generator_alone():
     net = bpcore.Network([3, 2], seed=0)
+    state = torch.get_rng_state()
     module = net.to_torch()
+    assert torch.equal(torch.get_rng_state(), state)
     with torch.no_grad():
         module[0].weight.zero_()
     assert not np.all(net.weights[0] == 0)
