@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bpcore
 from conftest import HIDDEN, OUTPUT_PAIRS, require
@@ -101,3 +103,20 @@ def test_bad_names_are_refused(tmp_path):
         net.to_onnx(tmp_path / "x.onnx", input_name="a", output_name="a")
     with pytest.raises(TypeError, match="path"):
         net.to_onnx(3)
+
+
+@settings(max_examples=25)
+@given(sizes=st.lists(st.integers(1, 9), min_size=2, max_size=5),
+       pair=st.sampled_from(OUTPUT_PAIRS), hidden=st.sampled_from(HIDDEN),
+       dtype=st.sampled_from(["float32", "float64"]), n=st.integers(1, 20),
+       seed=st.integers(0, 2**16))
+def test_random_shapes(tmp_path_factory, sizes, pair, hidden, dtype, n, seed):
+    output, cost = pair
+    if output == "softmax":
+        sizes[-1] = max(sizes[-1], 2)
+    net = bpcore.Network(sizes, [hidden] * (len(sizes) - 2) + [output], cost, dtype=dtype,
+                         seed=seed)
+    path = tmp_path_factory.mktemp("onnx") / "net.onnx"
+    net.to_onnx(path)
+    X = _data(net, n, seed)
+    assert np.max(np.abs(_run(path, X) - net.feedforward(X))) <= TOLERANCE[dtype]
