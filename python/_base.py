@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
+from ._interop import InteropMixin
+from ._notebook import HistoryMixin
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
 from ._weights import as_sample_weight, fit_weights, step_factors
@@ -38,7 +40,7 @@ class ResultOverflowError(ValueError):
 
 
 @dataclass
-class History:
+class History(HistoryMixin):
     """Per-epoch record of a ``fit``: one entry per epoch in each list.
 
     ``train_cost`` is the mean cost of the training examples as they were met
@@ -46,20 +48,23 @@ class History:
     running figure other libraries report; it excludes the L2 term.
     ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
     without ``validation_data``.  ``seconds`` is the time spent training, the
-    validation pass excluded.
+    validation pass excluded.  ``grad_norms`` (with ``fit(record_grad_norms=True)``)
+    holds, per epoch, one number per layer l = 1..L: the mean over the epoch's
+    mini-batches of ||dC/db^l||, the speed at which layer l learns.
     """
 
     train_cost: list[float] = field(default_factory=list)
     val_cost: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    grad_norms: list[list[float]] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
         return len(self.train_cost)
 
 
-class BaseNetwork:
+class BaseNetwork(InteropMixin):
     """Constructor, argument checks and the training loop; the math is in subclasses."""
 
     _arch: Architecture
@@ -194,7 +199,8 @@ class BaseNetwork:
 
     def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
             sample_weight=None, class_weight=None, shuffle=True, seed=None,
-            validation_data=None, verbose=False, callback=None) -> History:
+            validation_data=None, verbose=False, callback=None,
+            record_grad_norms=False) -> History:
         """Train by mini-batch gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
@@ -232,11 +238,15 @@ class BaseNetwork:
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
         returning ``True`` stops training there (early stopping).
+        ``record_grad_norms=True`` fills ``history.grad_norms``: per epoch, for each
+        layer l, the mean over the mini-batches of ||dC/db^l||, computed inside
+        the compiled epoch from the bias gradients it has at hand.
         """
         epochs, batch_size, lr_, l2, momentum = check_fit_args(
             epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
         lr = None if lr is None else lr_
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
+        record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         X, Y = self._inputs_and_targets(X, Y)
         n = X.shape[0]
         optimizer = for_fit(lr, optimizer, momentum, l2, n)
@@ -255,16 +265,19 @@ class BaseNetwork:
         state = self._state_arrays() + optimizer._arrays()
         before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
+        bias_norms = np.zeros(self.n_layers) if record_grad_norms else None
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, state):
                 np.copyto(saved, array)
             steps_before = optimizer._t
+            if bias_norms is not None:
+                bias_norms[...] = 0
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
                     costs = self._train_epoch(X, Y, order, batch_size, optimizer, factors,
-                                              workspace)
+                                              workspace, bias_norms=bias_norms)
             except KeyboardInterrupt as exc:
                 self._restore(state, before)
                 optimizer._t = steps_before
@@ -291,6 +304,8 @@ class BaseNetwork:
             history.train_cost.append(float(
                 np.mean(costs) if weights is None
                 else np.sum(weights[order] * costs) / np.sum(weights)))
+            if bias_norms is not None:  # sums over the epoch's -(-n // batch_size) mini-batches
+                history.grad_norms.append((bias_norms / -(-n // batch_size)).tolist())
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
@@ -366,7 +381,10 @@ class BaseNetwork:
     def _gradient(self, X, Y, w=None):
         raise NotImplementedError
 
-    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,
+                     bias_norms=None):
+        """One epoch; with ``bias_norms`` (L floats) add ||dC/db^l|| of each mini-batch to
+        ``bias_norms[l - 1]``."""
         raise NotImplementedError
 
     def _fit_workspace(self, batch_size: int):

@@ -291,7 +291,8 @@ class Network(BaseNetwork):
             self._team_memory = np.zeros((threads, 3))
         return self._team_memory
 
-    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,
+                     bias_norms=None):
         threads = self._threads_for(min(batch_size, X.shape[0]))
         costs = np.empty(X.shape[0])
         state = self._bind_optimizer(optimizer)
@@ -301,6 +302,7 @@ class Network(BaseNetwork):
                 _kernels.train_epoch(self._layout, self._params, self._grads,
                                      state if state.shape[0] else None, hyper, X, Y, order,
                                      factors, batch_size, *workspace, costs, threads,
+                                     bias_norms=bias_norms,
                                      team_memory=self._team_memory_for(threads))
             finally:
                 optimizer._t = hyper.t
