@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
-from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
-                          check_fit_args, epoch_order)
+from ._checks import check_bool, check_fit_args
+from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
+                    epoch_order)
 
 
 class DivergenceError(FloatingPointError):
@@ -58,6 +59,10 @@ class BaseNetwork:
     """Constructor, argument checks and the training loop; the math is in subclasses."""
 
     _arch: Architecture
+    #: Whether ``_train_epoch`` makes the parameters non-finite whenever an input is
+    #: (it multiplies every delta by every input), so that ``fit`` need not check X
+    #: before training (see bpcore._data).
+    _training_proves_inputs_finite = False
 
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None):
@@ -208,10 +213,14 @@ class BaseNetwork:
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
                                                               momentum)
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
-        X, Y = self._inputs_and_targets(X, Y)
+        X, Y = self._inputs_and_targets(X, Y, defer_finite_check=True)
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        # X's finiteness, the last check: the first epoch proves it (bpcore._data)
+        proven_by_training = self._training_proves_inputs_finite
+        if not proven_by_training:
+            check_finite("X", X)
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         n = X.shape[0]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
@@ -223,6 +232,8 @@ class BaseNetwork:
         before = [np.empty_like(a) for a in self._state_arrays()]
         workspace = self._fit_workspace(batch_size)
         for epoch in range(1, epochs + 1):
+            if epoch == 1:
+                rng_state = rng.bit_generator.state
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, self._state_arrays()):
@@ -245,7 +256,10 @@ class BaseNetwork:
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
                 self._restore(before)
-                if epoch == 1:  # the data may overflow the network fit was given
+                if epoch == 1:  # X may be non-finite, or overflow the network
+                    if proven_by_training and not all_finite(X):
+                        rng.bit_generator.state = rng_state  # as if refused up front
+                        check_finite("X", X)
                     self._refuse_overflowing_data(X, Y, validation)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch}: the parameters or the cost became "
@@ -260,6 +274,8 @@ class BaseNetwork:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
             if callback is not None and callback(epoch, history) is True:
                 break
+        if proven_by_training and not history.epochs:  # no epoch ran to prove X finite
+            check_finite("X", X)
         return history
 
     def _refuse_overflowing_data(self, X, Y, validation) -> None:
@@ -284,8 +300,8 @@ class BaseNetwork:
         return line + f" ({seconds:.2f} s, {n / max(seconds, 1e-9):,.0f} examples/s)"
 
     # -- argument handling ---------------------------------------------------------
-    def _inputs_and_targets(self, X, Y, names=("X", "Y")):
-        X, single = as_inputs(X, self._arch, names[0])
+    def _inputs_and_targets(self, X, Y, names=("X", "Y"), defer_finite_check=False):
+        X, single = as_inputs(X, self._arch, names[0], defer_finite_check=defer_finite_check)
         if single:  # Y of one example: its targets (floats), or its label
             Y = _as_array(names[1], Y)
             if Y.ndim < 2:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import check_int, check_name
+from ._checks import check_int, check_name
 
 #: Activation names, in the order of the integer codes used by the kernels.
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
