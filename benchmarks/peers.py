@@ -71,20 +71,28 @@ def run_cell(spec: dict, pin: bool = False, cpus: list[int] | None = None,
     ones if the cell is pinned, else all).  ``spec`` has ``peer``, ``config``,
     ``threads``, ``n_samples``, ``repeats``.
     """
+    result, cpus = run_child(HERE / "peers.py", spec, pin, cpus, timeout)
+    return {**spec, **result, "cpus": cpus}
+
+
+def run_child(script, spec: dict, pin: bool = False, cpus: list[int] | None = None,
+              timeout: float = 3600) -> tuple[dict, list[int] | None]:
+    """``python script '<spec as JSON>'`` in the environment of a timed process of
+    ``spec["threads"]`` threads (pinned as ``run_cell`` says); (the JSON object the
+    child printed last, the CPUs it was pinned to)."""
     threads = spec["threads"]
     usable = usable_cpus()
     if cpus is None and threads < len(usable) and (pin or spec["peer"] == "jax"):
         cpus = usable[:threads]
     preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus and hasattr(
         os, "sched_setaffinity") else None
-    proc = subprocess.run([sys.executable, str(HERE / "peers.py"), json.dumps(spec)],
+    proc = subprocess.run([sys.executable, str(script), json.dumps(spec)],
                           env=timed_env(threads, spec["peer"]), preexec_fn=preexec,
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"{spec['peer']} on {spec['config']} with {threads} thread(s) "
+        raise RuntimeError(f"{spec['peer']} ({Path(script).name}, {threads} thread(s)) "
                            f"failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {**spec, **result, "cpus": cpus}
+    return json.loads(proc.stdout.strip().splitlines()[-1]), cpus
 
 
 # -- the child ---------------------------------------------------------------------
