@@ -4,7 +4,9 @@ Times ``Network.fit(X, Y, epochs=1, shuffle=True)`` as a user calls it against t
 bare epoch, the network's private ``_train_epoch`` on the same data in a shuffled
 order made outside the timing, interleaved (fit, epoch, fit, epoch ...) so that a
 drift of the machine's load hits both alike; prints the best and the median of
-each and the ratio fit / epoch - 1 (the goal of issue 11: <= 3% on N1 with
+each, the ratio fit / epoch - 1 of the best and of the medians, and the median
+of the paired ratios (each fit against the epoch timed just before it), the
+least sensitive to a drifting load (the goal of issue 11: <= 3% on N1 with
 20,000 examples).  ``--layout`` also times X given as float64 (converted), as
 a Fortran-ordered array (copied) and as integer labels for Y.
 
@@ -65,18 +67,20 @@ def main(argv=None):
     parser.add_argument("--layout", action="store_true",
                         help="also time converted / copied X and integer labels")
     args = parser.parse_args(argv)
-    print(f"| config | call | best ms | median ms | best / best epoch - 1 | "
-          f"median / median epoch - 1 |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| config | call | best ms | median ms | best / best epoch - 1 | "
+          "median / median epoch - 1 | paired, median |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for config in get_configs(args.configs.split(",")):
         times = measure(config, args.samples, args.threads, args.repeats,
                         {"layout"} if args.layout else set())
         best_epoch, median_epoch = min(times["epoch"]), statistics.median(times["epoch"])
         for label, ts in times.items():
             best, median = min(ts), statistics.median(ts)
+            paired = statistics.median(t / e - 1 for t, e in zip(ts, times["epoch"]))
             print(f"| {config.name} | {label} | {1e3 * best:.2f} | {1e3 * median:.2f} | "
                   f"{100 * (best / best_epoch - 1):+.1f}% | "
-                  f"{100 * (median / median_epoch - 1):+.1f}% |", flush=True)
+                  f"{100 * (median / median_epoch - 1):+.1f}% | {100 * paired:+.1f}% |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -111,13 +111,19 @@ def test_all_finite_has_no_false_answers(dtype):
     assert _data.all_finite(huge)  # every column sum overflows: the exact test decides
     assert _data.all_finite(np.zeros((0, 5), dtype))
     rng = np.random.default_rng(0)
+    width = _data._SUM_WIDTH  # (1000, 9): rows of `width` entries and a tail
+    bases = (rng.normal(size=(300, 7)), rng.normal(size=(1000, 9)), huge, -huge)
     for value in (np.nan, np.inf, -np.inf):
-        for base in (rng.normal(size=(300, 7)).astype(dtype), huge.copy(), -huge):
-            i, k = rng.integers(base.shape[0]), rng.integers(base.shape[1])
-            bad = base.copy()
-            bad[i, k] = value
-            assert not _data.all_finite(bad), (value, i, k)
-            assert not _data.all_finite(bad.ravel())
+        for base in bases:
+            base = base.astype(dtype)
+            assert _data.all_finite(base) and _data.all_finite(base[:, ::2])
+            for flat in (0, base.size // width * width - 1, base.size // width * width,
+                         base.size - 1, rng.integers(base.size)):
+                bad = base.copy()
+                bad.flat[flat] = value
+                assert not _data.all_finite(bad), (value, flat)
+                assert not _data.all_finite(bad.ravel())
+                assert not _data.all_finite(np.asfortranarray(bad))  # not C-contiguous
     mixed = np.zeros((4, 2), dtype)
     mixed[0, 0], mixed[1, 0] = np.inf, -np.inf  # inf - inf = NaN: still not finite
     assert not _data.all_finite(mixed)
