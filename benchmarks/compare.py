@@ -180,9 +180,10 @@ def header(probe, roof, args, notes):
                         for bits, w in sorted(roof["widths"].items(), reverse=True))
         lines.append(f"- FMA roof (tools/fma_peak.c, gcc {roof['compiler']} -O2 -march=native, "
                      f"float32 GFLOP/s): {per}; float64 is half")
+    pinning = "pinned to N cores for N threads" if args.pin else "unpinned (JAX pinned)"
     lines.append(f"- Each cell its own process; {args.runs} run(s) x {args.repeats} timed "
                  f"epoch(s) after a warm-up, best epoch; every implementation shuffles each "
-                 f"epoch; processes {'pinned to N cores for N threads' if args.pin else 'unpinned (JAX pinned)'}")
+                 f"epoch; processes {pinning}")
     lines += [f"- {note}" for note in notes]
     return lines
 
@@ -227,11 +228,12 @@ def print_tables(table, args, peers, roof):
               f"{_fmt(e['median'])} | {e['gflops_true']:.1f} | {e['gflops_6sum']:.1f} | {share} |")
     if len(args.threads) > 1 and "bpcore" in peers:
         print()
-        one = min(args.threads)
-        print(f"bpcore (fit), {max(args.threads)} threads over {one}: " + ", ".join(
-            f"{c.name} {table[(c.name, 'bpcore', max(args.threads))]['best'] / table[(c.name, 'bpcore', one)]['best']:.2f}x"
-            for c in args.configs
-            if (c.name, "bpcore", one) in table and (c.name, "bpcore", max(args.threads)) in table))
+        one, most = min(args.threads), max(args.threads)
+        speed = {c.name: [table.get((c.name, "bpcore", t)) for t in (one, most)]
+                 for c in args.configs}
+        scaling = [f"{name} {b['best'] / a['best']:.2f}x" for name, (a, b) in speed.items()
+                   if a and b]
+        print(f"bpcore (fit), {most} threads over {one}: " + ", ".join(scaling))
 
 
 def plot(table, args, peers, path):
