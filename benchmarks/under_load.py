@@ -4,7 +4,7 @@ The case of a laptop beside a browser, a CI runner, two trainings at once: a
 second process (``python -c "while True: pass"``) spins on the last usable core,
 started and killed by this script.  Then, per config and run, bpcore with one
 thread pinned to the first (free) core, and bpcore with ``num_threads=2`` on
-both cores; the figure is the ratio 2 threads / 1 thread of their samples/s
+the free and the busy core; the figure is the ratio 2 threads / 1 thread of their samples/s
 (issue 11's goal: >= 0.9 on N2, M and L).  Each measurement is a cell of
 ``compare.py`` (``peers.py``: its own process, best of ``--repeats`` epochs of
 ``fit(epochs=1, shuffle=True)``); ``--peers bpcore,jax`` adds JAX's thread pool
@@ -51,7 +51,7 @@ def main(argv=None):
         parser.error("needs two usable cores: one for the spinning process, one free")
     free, busy = cpus[0], cpus[-1]
     print(f"- a process spins on CPU {busy}; 1 thread pinned to CPU {free}, 2 threads on "
-          f"CPUs {cpus[0]} and {cpus[1]}; best of {args.repeats} epoch(s) per process, "
+          f"CPUs {free} and {busy}; best of {args.repeats} epoch(s) per process, "
           f"{args.runs} run(s)\n")
     load = spinner(busy)
     rows = []
@@ -60,7 +60,7 @@ def main(argv=None):
             for config in configs:
                 for peer in peers:
                     speed = {}
-                    for threads, pinned in ((1, [free]), (2, cpus[:2])):
+                    for threads, pinned in ((1, [free]), (2, [free, busy])):
                         spec = dict(peer=peer, config=config.name, threads=threads,
                                     n_samples=args.samples or config.n_samples,
                                     repeats=args.repeats)
