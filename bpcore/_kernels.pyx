@@ -1,10 +1,19 @@
 # cython: language_level=3
-"""The compiled core: forward pass, delta propagation, gradients and SGD.
+"""The compiled core: forward pass, delta propagation, gradients and optimizer steps.
+
+Entry points
+    ``train_epoch`` (an epoch of mini-batches, one optimizer step after each),
+    ``gradient`` (the gradient sum of a batch, no update), ``apply_update`` (one
+    optimizer step from a gradient sum: data-parallel training calls these two
+    around an allreduce) and ``forward``.  The update rules are in _optim.h, each
+    written once; ``Hyper`` carries an optimizer's rule, hyperparameters and step
+    count.  ``Rule``, ``Activation`` and ``Cost`` are the codes the Python layer uses.
 
 Parameter layout (one flat buffer per network, genann-style)
     For l = 1..L: W^l (n_l x n_{l-1}, row-major, so W^l[j, k] = w^l_jk) at
-    ``w_off[l]``, then b^l (n_l) at ``b_off[l]``.  Gradients and momentum
-    velocities use the same layout in buffers of the same size.
+    ``w_off[l]``, then b^l (n_l) at ``b_off[l]``.  Gradients and each of the
+    optimizer's state buffers (SGD's velocity, Adam's two moments) use the same
+    layout in buffers of the same size; the state is one (buffers, n_params) array.
 
 Workspace layout
     One row per example of the mini-batch; in it, layer l's n_l units start at
@@ -30,20 +39,25 @@ Alignment
     sets: the gradient products of that network went from 136 to 210 GFLOP/s
     (AVX-512) and from 49 to 90 (AVX2).
 
-Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
-    1. per-example phase, the mini-batch split into one block of rows per
-       thread: gather, forward pass, cost, delta^L and delta^l for all layers of
-       the block (no barrier between layers: a block needs only its own rows);
-    2. per-row phase, each layer's rows of W in chunks (``row_chunk``) that the
-       threads take in turn from a shared counter, so that a thread the host
-       slows down takes fewer: rows j of dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m,
-       summed over the examples in index order, then their SGD update.
-    Every number is computed by exactly one thread, in an order that does not
-    depend on which thread or how many (see _gemm.h): trained weights are
-    bitwise the same for any thread count.
+Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
+    The epoch is cut into pieces that the threads take in ticket order from a
+    shared counter (``Schedule``, bpcore/_sched.h); a piece starts once every
+    piece of the phase before it is complete:
+    1. per-example phase, the mini-batch in blocks of examples (two per thread):
+       gather, forward pass, cost, delta^L and delta^l for all layers of the block
+       (no wait between layers: a block needs only its own rows);
+    2. per-row phase, each layer's rows of W in chunks (``row_chunk``): rows j of
+       dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m, summed over the examples in index
+       order, then their optimizer step.
+    A thread that is not running takes no piece; one that holds the others up far
+    longer than its piece should take (descheduled by the host) is excluded for a
+    while (_sched.h).  Every number is computed by exactly one piece, in an order
+    that does not depend on which thread or how many (see _gemm.h): trained
+    weights are bitwise the same for any thread count.
 """
 from cython.parallel cimport parallel
 
+from libc.math cimport sqrt
 from libc.string cimport memcpy
 
 from bpcore._math cimport real, activate, times_derivative, output_delta, example_cost
@@ -56,9 +70,41 @@ cdef extern from "_omp.h" nogil:
     int bp_thread_num()
     int bp_team_size()
     int bp_max_threads()
-    void bp_barrier()
-    Py_ssize_t bp_take(Py_ssize_t* counter)
     double bp_seconds()
+    void bp_barrier()
+
+cdef extern from "_sched.h" nogil:
+    ctypedef long long bp_ns
+    ctypedef struct bp_member:
+        long long ticket
+        bp_ns since
+        long long work
+        bp_ns excluded_until
+        long long pieces
+    ctypedef struct bp_team:
+        long long next
+        long long completed
+        long long stopping
+        long long stop_at
+        long long exclusions
+        bp_member* member
+    enum: BP_MAX_TEAM
+    long BP_NAP_NS
+    long long BP_LOAD(long long* p)
+    long long BP_LOAD_SC(long long* p)
+    void BP_STORE(long long* p, long long v)
+    void BP_STORE_SC(long long* p, long long v)
+    long long BP_FETCH_ADD(long long* p, long long v)
+    long long BP_ADD_RELEASE(long long* p, long long v)
+    void BP_PAUSE()
+    bp_ns bp_now()
+    void bp_nap(long ns)
+    void bp_team_init(bp_team* team, int nt, const double* memory)
+    void bp_team_save(const bp_team* team, int nt, double* memory)
+    void bp_learn_speed(bp_member* me, int kind, bp_ns took, long long work)
+    int bp_exclude_slow(bp_team* team, int nt, int waiter, int kind, long long need,
+                        bp_ns wait_start, bp_ns now)
+    void bp_end_exclusions(bp_team* team, int nt, int waiter, bp_ns now, bp_ns waited)
 
 cdef extern from "Python.h":
     # Declared without an exception value: a KeyboardInterrupt it sets stays
@@ -67,6 +113,45 @@ cdef extern from "Python.h":
     const char* bp_compile_args
     const char* bp_openmp_reason
     const char* bp_compiler
+
+cdef extern from "_optim.h" nogil:
+    ctypedef struct bp_hyper:
+        int rule, nesterov, decoupled
+        double lr, momentum, beta1, beta2, eps, weight_decay
+        long long t
+    int bp_rule_buffers(const bp_hyper* h)
+    ctypedef struct bp_opt_f:
+        pass
+    ctypedef struct bp_opt_d:
+        pass
+    void bp_opt_init_f(bp_opt_f* u, const bp_hyper* h, double lr_sum, double scale, long long t,
+                       int decay, float* p, float* s0, float* s1)
+    void bp_opt_init_d(bp_opt_d* u, const bp_hyper* h, double lr_sum, double scale, long long t,
+                       int decay, double* p, double* s0, double* s1)
+    void bp_opt_update_f(const bp_opt_f* u, const float* g, Py_ssize_t n)
+    void bp_opt_update_d(const bp_opt_d* u, const double* g, Py_ssize_t n)
+
+    # The update rules' codes (bpcore.optim reads them back).
+    cpdef enum Rule "bp_rule":
+        SGD "BP_RULE_SGD"
+        SGD_VELOCITY "BP_RULE_SGD_VELOCITY"
+        ADAM "BP_RULE_ADAM"
+
+# The activation and cost codes, defined in _codes.h; python/_config.py reads the
+# names (in lower case) and their order from these.
+cdef extern from "_codes.h":
+    cpdef enum Activation "bp_activation":
+        IDENTITY
+        SIGMOID
+        TANH
+        RELU
+        LEAKY_RELU
+        SOFTMAX
+    cpdef enum Cost "bp_cost":
+        QUADRATIC
+        SQUARED_ERROR
+        CROSS_ENTROPY
+        LOG_LIKELIHOOD
 
 cdef extern from "_gemm.h" nogil:
     enum: BP_BC_SC
@@ -80,22 +165,12 @@ cdef extern from "_gemm.h" nogil:
                     Py_ssize_t ass, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc)
     void bp_bcast_d(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const double* a, Py_ssize_t ars,
                     Py_ssize_t ass, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc)
-    ctypedef struct bp_sgd_f:
-        float step, lr_decay, mu
-        int momentum
-        float* p
-        float* v
-    ctypedef struct bp_sgd_d:
-        double step, lr_decay, mu
-        int momentum
-        double* p
-        double* v
     void bp_bcast_sgd_f(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const float* a,
                         Py_ssize_t ars, Py_ssize_t ass, const float* B, Py_ssize_t ldb,
-                        float* C, Py_ssize_t ldc, const bp_sgd_f* u)
+                        float* C, Py_ssize_t ldc, const bp_opt_f* u)
     void bp_bcast_sgd_d(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const double* a,
                         Py_ssize_t ars, Py_ssize_t ass, const double* B, Py_ssize_t ldb,
-                        double* C, Py_ssize_t ldc, const bp_sgd_d* u)
+                        double* C, Py_ssize_t ldc, const bp_opt_d* u)
 
 
 cdef struct LayoutC:
@@ -112,6 +187,7 @@ cdef struct LayoutC:
 cdef struct Data:
     const void* X             # (n, n_0) inputs, row-major, of the network's dtype
     const void* Y             # (n, n_L) targets
+    const void* weights       # per-example factor of delta^L, indexed like X; NULL = 1
     const Py_ssize_t* order   # example used at each position; NULL = 0, 1, 2, ...
     Py_ssize_t n              # examples
     Py_ssize_t batch_size     # m; the last mini-batch may be smaller
@@ -119,16 +195,18 @@ cdef struct Data:
     void* A
     void* D
     double* costs             # cost of the example at each position, or NULL
-    Py_ssize_t rows_taken     # chunks of rows of W taken so far in this mini-batch's phase 2
     double next_poll          # bp_seconds() after which thread 0 checks for signals
     bint interrupted          # set by thread 0 when a signal handler raised
+    int slow_thread           # tests: this thread naps slow_ns before each piece (-1: none)
+    long slow_ns
+    double* bias_norms        # L sums of ||dC/db^l|| over the mini-batches, or NULL (off)
 
 
-cdef struct Sgd:
-    bint update               # False: only compute the mean gradient into grads
-    double lr                 # eta
-    double decay              # lambda / n, the L2 weight decay per step
-    double momentum           # mu; 0 = plain SGD
+cdef struct Update:
+    const bp_hyper* hyper     # the optimizer; NULL: phase 2 only sums the gradient
+    void* state               # its buffers, bp_rule_buffers(hyper) rows of n_params
+    Py_ssize_t n_params
+    Py_ssize_t steps          # optimizer steps completed in this call
 
 
 #: Where the buffers given to the kernels should start (bytes): a cache line.
@@ -266,11 +344,25 @@ cdef void backward_block(const LayoutC* net, const real* params, const Data* dat
     Row i of the block is the example at position ``first + i``.  As rows of D:
     D^{l-1} = D^l W^l, a register-tiled product per layer.
     """
-    cdef Py_ssize_t L = net.n_layers, l, i, ld = net.units, n_out = net.sizes[L]
+    cdef Py_ssize_t L = net.n_layers, l, i, j, x, ld = net.units, n_out = net.sizes[L]
     cdef const real* Y = <const real*>data.Y
+    cdef const real* weights = <const real*>data.weights
+    cdef real* d
+    cdef real w
     for i in range(rows):
+        x = example_at(data, first + i)
+        d = D + i * ld + net.u_off[L]
         output_delta(net.cost, net.act[L], Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
-                     Y + example_at(data, first + i) * n_out, D + i * ld + net.u_off[L], n_out)
+                     Y + x * n_out, d, n_out)
+        if weights != NULL:
+            # A weighted cost sum_x w_x C_x has the gradient sum_x w_x dC_x/dtheta.  Every
+            # delta^l of example x is linear in its delta^L (delta^l = (W^(l+1))^T
+            # delta^(l+1) (.) sigma'(z^l), sigma' not depending on delta), and its
+            # gradients are delta^l_x and delta^l_x (a^(l-1)_x)^T: scaling delta^L_x by
+            # w_x here scales all of them, so the sums of phase 2 are the weighted sums.
+            w = weights[x]
+            for j in range(n_out):
+                d[j] *= w
     for l in range(L, 1, -1):
         bcast_rows(rows, net.sizes[l - 1], net.sizes[l], D + net.u_off[l], ld, 1,
                    params + net.w_off[l], net.sizes[l - 1], D + net.u_off[l - 1], ld)
@@ -296,10 +388,10 @@ cdef void gradient_sums(const LayoutC* net, const real* A, const real* D, real* 
                         Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
     """Rows j0..j1 of m dC/dW^l = sum_i delta^l_i (a^{l-1}_i)^T and of m dC/db^l = sum_i delta^l_i.
 
-    As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.  The
-    division by m is left to the pass that reads the sums next (``mean_rows``
-    or ``update_rows``), saving a pass over them; ``gradient_step`` fuses the sums
-    of W^l with the SGD step instead.
+    As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.  These
+    sums are what ``gradient`` returns; an epoch's streaming pass (``update_rows``)
+    scales them by 1/m inside the optimizer step, and ``gradient_step`` fuses the
+    sums of W^l with that step instead.
     """
     cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units
     if j1 <= j0:
@@ -309,104 +401,224 @@ cdef void gradient_sums(const LayoutC* net, const real* A, const real* D, real* 
     bias_sums(net, D, grads, m, l, j0, j1)
 
 
-cdef void mean_rows(const LayoutC* net, real* grads, Py_ssize_t m, Py_ssize_t l,
-                    Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Divide rows j0..j1 of the sums of ``gradient_sums`` by m: dC/dW^l, dC/db^l."""
-    cdef Py_ssize_t n_in = net.sizes[l - 1], k
-    cdef real* gw = grads + net.w_off[l] + j0 * n_in
-    cdef real* gb = grads + net.b_off[l] + j0
-    for k in range((j1 - j0) * n_in):
-        gw[k] /= m
-    for k in range(j1 - j0):
-        gb[k] /= m
-
-
-cdef inline void sgd_update(real* p, real* v, const real* g_sum, Py_ssize_t n, real step,
-                            real lr_decay, real mu, bint momentum) noexcept nogil:
-    """v = mu v - (step g_sum + lr_decay p); p += v (plain SGD: p -= ... without momentum).
-
-    step = lr / m turns the sum of the m examples' gradients into the mean's step,
-    w -> w - (eta/m) sum_x dC_x/dw as the seeds write it; lr_decay = lr * decay.
-    """
-    cdef Py_ssize_t k
-    if momentum:
-        for k in range(n):
-            v[k] = mu * v[k] - (step * g_sum[k] + lr_decay * p[k])
-            p[k] += v[k]
+cdef inline void opt_region(const bp_hyper* hyper, const Update* upd, real* params,
+                            Py_ssize_t offset, double lr_sum, double scale, long long t,
+                            bint decay, bp_opt_f* uf, bp_opt_d* ud) noexcept nogil:
+    """The step constants of step t for the parameters from ``offset`` on (_optim.h)."""
+    cdef real* s0 = NULL
+    cdef real* s1 = NULL
+    cdef int buffers = bp_rule_buffers(hyper)
+    if buffers >= 1:
+        s0 = <real*>upd.state + offset
+    if buffers >= 2:
+        s1 = <real*>upd.state + upd.n_params + offset
+    if real is float:
+        bp_opt_init_f(uf, hyper, lr_sum, scale, t, decay, params + offset, s0, s1)
     else:
-        for k in range(n):
-            p[k] -= step * g_sum[k] + lr_decay * p[k]
+        bp_opt_init_d(ud, hyper, lr_sum, scale, t, decay, params + offset, s0, s1)
+
+
+cdef inline void opt_update(bp_opt_f* uf, bp_opt_d* ud, const real* g, Py_ssize_t n) noexcept nogil:
+    """One optimizer step of the n parameters of a region from their gradient sums g."""
+    if real is float:
+        bp_opt_update_f(uf, g, n)
+    else:
+        bp_opt_update_d(ud, g, n)
+
+
+cdef void update_rows(const LayoutC* net, real* params, const real* grads, const Update* upd,
+                      double lr_sum, double scale, long long t, Py_ssize_t l, Py_ssize_t j0,
+                      Py_ssize_t j1) noexcept nogil:
+    """Optimizer step t of rows j0..j1 of W^l (with weight decay) and of b^l (without),
+    from the gradient sums in ``grads``: a streaming pass over the rows."""
+    cdef Py_ssize_t n_in = net.sizes[l - 1]
+    cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
+    cdef bp_opt_f uf
+    cdef bp_opt_d ud
+    if j1 <= j0:
+        return
+    opt_region(upd.hyper, upd, params, w, lr_sum, scale, t, True, &uf, &ud)
+    opt_update(&uf, &ud, grads + w, (j1 - j0) * n_in)
+    opt_region(upd.hyper, upd, params, b, lr_sum, scale, t, False, &uf, &ud)
+    opt_update(&uf, &ud, grads + b, j1 - j0)
 
 
 cdef void gradient_step(const LayoutC* net, const real* A, const real* D, real* grads,
-                        real* params, real* velocity, const Sgd* sgd, Py_ssize_t m,
-                        Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Rows j0..j1 of W^l and b^l: the gradient sums of ``gradient_sums`` and the SGD
-    step (L2 decay on W only), the step of W fused into the end of its sums, so
+                        real* params, const Update* upd, double lr_sum, double scale,
+                        long long t, Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0,
+                        Py_ssize_t j1) noexcept nogil:
+    """Rows j0..j1 of W^l and b^l: the gradient sums of ``gradient_sums`` and optimizer
+    step t (weight decay on W only), the step of W fused into the end of its sums, so
     that each weight is read and written once (bp_bcast_sgd_*)."""
     cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units
     cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
-    cdef bp_sgd_f uf
-    cdef bp_sgd_d ud
-    cdef real step = <real>(sgd.lr / m)
-    cdef bint with_momentum = sgd.momentum != 0
+    cdef bp_opt_f uf
+    cdef bp_opt_d ud
     if j1 <= j0:
         return
+    opt_region(upd.hyper, upd, params, w, lr_sum, scale, t, True, &uf, &ud)
     if real is float:
-        uf.step, uf.lr_decay, uf.mu = step, <float>(sgd.lr * sgd.decay), <float>sgd.momentum
-        uf.momentum, uf.p, uf.v = with_momentum, params + w, velocity + w
         bp_bcast_sgd_f(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1],
                        ld, grads + w, n_in, &uf)
     else:
-        ud.step, ud.lr_decay, ud.mu = step, sgd.lr * sgd.decay, sgd.momentum
-        ud.momentum, ud.p, ud.v = with_momentum, params + w, velocity + w
         bp_bcast_sgd_d(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1],
                        ld, grads + w, n_in, &ud)
     bias_sums(net, D, grads, m, l, j0, j1)
-    sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
-               with_momentum)
+    opt_region(upd.hyper, upd, params, b, lr_sum, scale, t, False, &uf, &ud)
+    opt_update(&uf, &ud, grads + b, j1 - j0)
 
 
-cdef void update_rows(const LayoutC* net, real* params, const real* grads, real* velocity,
-                      const Sgd* sgd, Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0,
-                      Py_ssize_t j1) noexcept nogil:
-    """SGD step of rows j0..j1 of W^l (with L2 decay) and of b^l (without), from the
-    sums of ``gradient_sums``: a separate streaming pass over the rows."""
-    cdef Py_ssize_t n_in = net.sizes[l - 1]
-    cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
-    cdef bint with_momentum = sgd.momentum != 0
-    cdef real step = <real>(sgd.lr / m)
-    sgd_update(params + w, velocity + w, grads + w, (j1 - j0) * n_in, step,
-               <real>(sgd.lr * sgd.decay), <real>sgd.momentum, with_momentum)
-    sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
-               with_momentum)
+cdef void step_rows(const LayoutC* net, const real* A, const real* D, real* grads,
+                    real* params, Update* upd, Py_ssize_t m, Py_ssize_t batch,
+                    Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Phase 2 of mini-batch ``batch`` (0-based in the call) for rows j0..j1 of layer l:
+    the gradient sums, then the optimizer's step with g = (1/m) sum.
+
+    The step is fused into the gradient sums when a mini-batch is summed in one
+    block of _gemm.h (m <= BP_BC_SC: each weight read and written once); with
+    several blocks a separate streaming pass over the weights was faster (their
+    sums are read back from memory either way; docs/performance.md).  The choice
+    depends on m alone, so results stay independent of the thread count.
+    """
+    cdef long long t = upd.hyper.t + batch + 1
+    cdef double lr_sum = upd.hyper.lr / m, scale = 1.0 / m
+    if l == 1 and j0 == 0:  # one chunk per mini-batch: its thread counts the step
+        upd.steps = batch + 1
+    if m <= BP_BC_SC:
+        gradient_step(net, A, D, grads, params, upd, lr_sum, scale, t, m, l, j0, j1)
+    else:
+        gradient_sums(net, A, D, grads, m, l, j0, j1)
+        update_rows(net, params, grads, upd, lr_sum, scale, t, l, j0, j1)
 
 
 cdef inline Py_ssize_t row_chunk(Py_ssize_t rows, int nt) noexcept nogil:
-    """Rows of W per chunk of phase 2: about four chunks per thread, a multiple of 4
-    rows and at least 16 (one chunk per layer on one thread)."""
+    """Rows of W per piece of phase 2: about four pieces per thread, a multiple of 4
+    rows and at least 16 (one piece per layer on one thread)."""
     cdef Py_ssize_t chunk = (rows + 4 * nt - 1) // (4 * nt)
     if nt == 1:
         return rows if rows > 0 else 1
     return max(16, (chunk + 3) // 4 * 4)
 
 
-cdef inline bint take_rows(const LayoutC* net, Data* data, int nt, Py_ssize_t* l,
-                           Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
-    """The next chunk of phase 2, rows j0..j1 of W^l (layers in order); False when none is left."""
-    cdef Py_ssize_t chunk = bp_take(&data.rows_taken), size, per, count
-    l[0] = 1
-    while l[0] <= net.n_layers:
-        size = net.sizes[l[0]]
-        per = row_chunk(size, nt)
+cdef inline Py_ssize_t example_block(Py_ssize_t m, int nt) noexcept nogil:
+    """Examples per piece of phase 1: two pieces per thread (each piece reads every
+    W^l once, so more pieces cost more passes over the weights), a multiple of the
+    4-row tile; the whole mini-batch on one thread."""
+    cdef Py_ssize_t rows = (m + 2 * nt - 1) // (2 * nt)
+    if nt == 1:
+        return m if m > 0 else 1
+    return max(4, (rows + 3) // 4 * 4)
+
+
+cdef struct Schedule:
+    # The pieces of an epoch in ticket order: per mini-batch, its phase-1 pieces
+    # (blocks of ``rows1`` examples), then its phase-2 pieces (chunks of rows of
+    # each W^l, layers in order).  Only the last mini-batch may be smaller.
+    Py_ssize_t batches        # number of mini-batches
+    Py_ssize_t per_batch      # tickets of a full mini-batch
+    Py_ssize_t rows1          # examples per phase-1 piece of a full mini-batch
+    Py_ssize_t pieces1        # phase-1 pieces of a full mini-batch
+    Py_ssize_t rows1_last     # the same for the last mini-batch
+    Py_ssize_t pieces1_last
+    Py_ssize_t pieces2        # phase-2 pieces of any mini-batch
+    long long total           # tickets of the epoch
+    int nt                    # the team size the pieces were cut for
+
+
+cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size, int nt,
+                        Schedule* s) noexcept nogil:
+    cdef Py_ssize_t m = min(batch_size, n), last, l, per
+    s.batches = (n + m - 1) // m
+    last = n - (s.batches - 1) * m
+    s.rows1 = example_block(m, nt)
+    s.pieces1 = (m + s.rows1 - 1) // s.rows1
+    s.rows1_last = example_block(last, nt)
+    s.pieces1_last = (last + s.rows1_last - 1) // s.rows1_last
+    s.pieces2 = 0
+    for l in range(1, net.n_layers + 1):
+        per = row_chunk(net.sizes[l], nt)
+        s.pieces2 += (net.sizes[l] + per - 1) // per
+    s.per_batch = s.pieces1 + s.pieces2
+    s.nt = nt
+    s.total = (s.batches - 1) * s.per_batch + s.pieces1_last + s.pieces2
+
+
+cdef struct Piece:
+    Py_ssize_t batch          # which mini-batch
+    int phase                 # 1: examples i0..i1 of it; 2: rows j0..j1 of W^l
+    Py_ssize_t i0, i1, l, j0, j1
+    long long need            # completed pieces needed first (all of the phase before)
+    long long work            # multiply-adds, for the speed estimates of _sched.h
+
+
+cdef inline long long batch_start(const Schedule* s, Py_ssize_t b) noexcept nogil:
+    """First ticket of mini-batch b (the end of the epoch for b = batches)."""
+    if b >= s.batches:
+        return s.total
+    return b * s.per_batch
+
+
+cdef inline Py_ssize_t batch_of(const Schedule* s, long long t) noexcept nogil:
+    return min(<Py_ssize_t>(t // s.per_batch), s.batches - 1)
+
+
+cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long long t,
+                 Piece* p) noexcept nogil:
+    """The piece of ticket t."""
+    cdef Py_ssize_t b = batch_of(s, t), r, m, rows1, pieces1, size, per, count, l
+    cdef long long first = batch_start(s, b)
+    cdef long long madds = 0
+    cdef bint last = b == s.batches - 1
+    r = t - first
+    m = data.n - b * data.batch_size if last else data.batch_size
+    rows1 = s.rows1_last if last else s.rows1
+    pieces1 = s.pieces1_last if last else s.pieces1
+    p.batch = b
+    if r < pieces1:
+        p.phase = 1
+        p.i0 = r * rows1
+        p.i1 = min(m, p.i0 + rows1)
+        p.need = first
+        for l in range(1, net.n_layers + 1):
+            madds += net.sizes[l] * net.sizes[l - 1]
+        p.work = 2 * madds * (p.i1 - p.i0)
+        return
+    p.phase = 2
+    p.need = first + pieces1
+    r -= pieces1
+    l = 1
+    while l <= net.n_layers:
+        size = net.sizes[l]
+        per = row_chunk(size, s.nt)
         count = (size + per - 1) // per
-        if chunk < count:
-            j0[0] = chunk * per
-            j1[0] = min(size, j0[0] + per)
-            return True
-        chunk -= count
-        l[0] += 1
-    return False
+        if r < count:
+            p.l = l
+            p.j0 = r * per
+            p.j1 = min(size, p.j0 + per)
+            p.work = (p.j1 - p.j0) * net.sizes[l - 1] * m
+            return
+        r -= count
+        l += 1
+
+
+cdef void record_bias_norms(const LayoutC* net, const real* grads, Py_ssize_t m,
+                            double* out) noexcept nogil:
+    """out[l - 1] += ||sum_i delta^l_i|| / m = ||dC/db^l|| of the mini-batch, l = 1..L.
+
+    Nielsen's measure of how fast layer l learns.  Called once per mini-batch after
+    its phase 2, when ``grads`` holds every layer's bias sums (the fused and the
+    streaming path both leave them there), before the next phase 2 overwrites
+    them: by the first piece of the next mini-batch, or after the parallel region
+    for the last one.  Summed in double, in order.
+    """
+    cdef Py_ssize_t l, j
+    cdef double g, total
+    for l in range(1, net.n_layers + 1):
+        total = 0
+        for j in range(net.sizes[l]):
+            g = grads[net.b_off[l] + j]
+            total += g * g
+        out[l - 1] += sqrt(total) / m
 
 
 #: How often a training epoch checks for Ctrl-C and other signals.
@@ -418,66 +630,138 @@ cdef int raise_pending() except -1:
     return -1
 
 
-cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* velocity,
-                          Data* data, const Sgd* sgd) noexcept nogil:
-    """What each thread of the team runs: all mini-batches of one epoch (or one gradient).
+cdef void poll_signals(Data* data, const Schedule* s, bp_team* team) noexcept nogil:
+    """Thread 0 (the Python thread that called train), every POLL_SECONDS: run pending
+    signal handlers; if one raised, stop the epoch after the mini-batch whose
+    tickets have been handed out (all of it is completed first)."""
+    cdef long long handed
+    if bp_seconds() < data.next_poll:
+        return
+    with gil:
+        if check_signals() != 0:
+            data.interrupted = True
+    data.next_poll = bp_seconds() + POLL_SECONDS
+    if data.interrupted and not BP_LOAD_SC(&team.stopping):
+        BP_STORE_SC(&team.stopping, 1)
+        # Every ticket taken from here on sees stopping = 1 and waits for stop_at;
+        # every ticket taken before is below `handed`, so in a mini-batch that ends
+        # at or before stop_at: no mini-batch is left half done.
+        handed = min(BP_LOAD_SC(&team.next), s.total)
+        BP_STORE(&team.stop_at, 0 if handed == 0 else batch_start(s, batch_of(s, handed - 1) + 1))
 
-    Every ``POLL_SECONDS`` thread 0 takes the GIL during phase 2 to run
-    pending signal handlers; if one raised (Ctrl-C), every thread stops after
-    that mini-batch's step, which the barrier that ends it has completed.
-    """
-    cdef int tid = bp_thread_num(), nt = bp_team_size()
-    cdef Py_ssize_t start, m, i, i0, i1, j0, j1, l, row
+
+cdef inline long long end_ticket(const Schedule* s, bp_team* team) noexcept nogil:
+    """Tickets up to here are done in this epoch (-1: a stop is being decided)."""
+    if not BP_LOAD(&team.stopping):
+        return s.total
+    return BP_LOAD(&team.stop_at)
+
+
+cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* data,
+                   Update* upd, const Piece* p) noexcept nogil:
+    """Phase 1: examples i0..i1 of the mini-batch (gather, forward pass, cost,
+    delta^L .. delta^1).  Phase 2: rows j0..j1 of W^l and b^l (gradient sums and,
+    with an optimizer, its step)."""
     cdef Py_ssize_t L = net.n_layers, n_in = net.sizes[0], n_out = net.sizes[L]
-    cdef Py_ssize_t ld = net.units
+    cdef Py_ssize_t ld = net.units, i, row, start = p.batch * data.batch_size
+    cdef Py_ssize_t m = min(data.batch_size, data.n - start)
     cdef const real* X = <const real*>data.X
     cdef const real* Y = <const real*>data.Y
     cdef real* Z = <real*>data.Z
     cdef real* A = <real*>data.A
     cdef real* D = <real*>data.D
-    start = 0
-    while start < data.n:
-        m = min(data.batch_size, data.n - start)
-        # 1. per example, this thread's rows i0..i1 of the mini-batch
-        split(m, tid, nt, &i0, &i1)
-        if tid == 0:
-            data.rows_taken = 0  # phase 2 of the mini-batch before ended at the barrier
-        for i in range(i0, i1):  # gather a^0 into the workspace
+    if p.phase == 1:
+        if data.bias_norms != NULL and p.i0 == 0 and p.batch > 0:
+            # grads still holds mini-batch b - 1's bias sums: all of its phase 2 is
+            # complete, and mini-batch b's phase 2 waits for this piece
+            record_bias_norms(net, <const real*>grads, data.batch_size, data.bias_norms)
+        for i in range(p.i0, p.i1):  # gather a^0 into the workspace
             memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
-        if i1 > i0:
-            row = i0 * ld
-            forward_block(net, <const real*>params, A + row, ld, i1 - i0, Z + row, A + row)
-            if data.costs != NULL:
-                for i in range(i0, i1):
-                    data.costs[start + i] = example_cost(
-                        net.cost, Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
-                        Y + example_at(data, start + i) * n_out, n_out)
-            backward_block(net, <const real*>params, data, start + i0, i1 - i0,
-                           Z + row, A + row, D + row)
-        bp_barrier()
-        # 2. per row of W: gradient and SGD step
-        if tid == 0 and bp_seconds() >= data.next_poll:
-            with gil:
-                data.interrupted = check_signals() != 0
-            data.next_poll = bp_seconds() + POLL_SECONDS
-        while take_rows(net, data, nt, &l, &j0, &j1):
-            # The step is fused into the gradient sums when a mini-batch is summed in
-            # one block of _gemm.h (m <= BP_BC_SC: each weight read and written once;
-            # +4-8% on N1, N2, M); with several blocks a separate streaming pass
-            # over the weights (MBs for L and XL) was 2-4% faster.  The choice
-            # depends on m alone, so results stay independent of the thread count.
-            if sgd.update and m <= BP_BC_SC:
-                gradient_step(net, A, D, grads, params, velocity, sgd, m, l, j0, j1)
-            else:
-                gradient_sums(net, A, D, grads, m, l, j0, j1)
-                if sgd.update:
-                    update_rows(net, params, grads, velocity, sgd, m, l, j0, j1)
-                else:
-                    mean_rows(net, grads, m, l, j0, j1)
-        bp_barrier()
-        if data.interrupted:
+        row = p.i0 * ld
+        forward_block(net, <const real*>params, A + row, ld, p.i1 - p.i0, Z + row, A + row)
+        if data.costs != NULL:
+            for i in range(p.i0, p.i1):
+                data.costs[start + i] = example_cost(
+                    net.cost, Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
+                    Y + example_at(data, start + i) * n_out, n_out)
+        backward_block(net, <const real*>params, data, start + p.i0, p.i1 - p.i0,
+                       Z + row, A + row, D + row)
+        return
+    if upd.hyper == NULL:
+        gradient_sums(net, A, D, grads, m, p.l, p.j0, p.j1)
+    else:
+        step_rows(net, A, D, grads, params, upd, m, p.batch, p.l, p.j0, p.j1)
+
+
+cdef void run_epoch(const LayoutC* net, real* params, real* grads, Data* data, Update* upd,
+                    Schedule* s, bp_team* team) noexcept nogil:
+    """The parallel region's body: thread 0 cuts the epoch into pieces for the team
+    OpenMP gave (it may be smaller than asked for), then all run them."""
+    if bp_thread_num() == 0:
+        make_schedule(net, data.n, data.batch_size, bp_team_size(), s)
+    bp_barrier()
+    run_minibatches(net, params, grads, data, upd, s, team)
+
+
+cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* data,
+                          Update* upd, const Schedule* s, bp_team* team) noexcept nogil:
+    """What each thread of the team runs: all mini-batches of one epoch (or one
+    gradient), piece by piece in ticket order (see _sched.h)."""
+    cdef int tid = bp_thread_num(), nt = bp_team_size()
+    cdef bp_member* me = &team.member[tid]
+    cdef long long t, end
+    cdef bp_ns now, wait_start, began
+    cdef bint excluded_any
+    cdef int spins
+    cdef Piece p
+    while True:
+        if tid == 0:
+            poll_signals(data, s, team)
+        end = end_ticket(s, team)
+        if BP_LOAD(&me.excluded_until) > bp_now():
+            if end >= 0 and BP_LOAD(&team.completed) >= end:
+                break
+            bp_nap(BP_NAP_NS)
+            continue
+        t = BP_FETCH_ADD(&team.next, 1)
+        if t >= s.total:
             break
-        start += m
+        if BP_LOAD_SC(&team.stopping):
+            while BP_LOAD(&team.stop_at) < 0:
+                BP_PAUSE()
+            if t >= BP_LOAD(&team.stop_at):
+                break
+        decode(net, s, data, t, &p)
+        now = bp_now()
+        me.work = p.work
+        me.since = now
+        BP_STORE(&me.ticket, t)
+        if BP_LOAD(&team.completed) < p.need:  # the phase before is still running
+            wait_start = now
+            excluded_any = False
+            spins = 0
+            while BP_LOAD(&team.completed) < p.need:
+                BP_PAUSE()
+                spins += 1
+                if spins % 64 == 0:
+                    now = bp_now()
+                    # the holders work on the phase before this piece's
+                    if bp_exclude_slow(team, nt, tid, 1 if p.phase == 1 else 0, p.need,
+                                       wait_start, now):
+                        excluded_any = True
+                    if tid == 0:
+                        poll_signals(data, s, team)
+            if excluded_any:
+                now = bp_now()
+                bp_end_exclusions(team, nt, tid, now, now - wait_start)
+        if tid == data.slow_thread:  # tests: a thread that loses its core holding a piece
+            bp_nap(data.slow_ns)
+        began = bp_now()
+        do_piece(net, params, grads, data, upd, &p)
+        bp_learn_speed(me, p.phase - 1, bp_now() - began, p.work)
+        BP_STORE(&me.ticket, -1)
+        BP_ADD_RELEASE(&team.completed, 1)
+        me.pieces += 1
 
 
 cdef void forward_rows(const LayoutC* net, const real* params, const real* X, const real* Y,
@@ -512,38 +796,72 @@ def _check_params(Layout layout, Py_ssize_t size, str name):
         raise ValueError(f"{name} has {size} entries, the layout needs {layout.n_params}")
 
 
-def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
-          const real[:, ::1] X, const real[:, ::1] Y, const Py_ssize_t[::1] order,
-          Py_ssize_t batch_size, double lr, double decay, double momentum,
-          real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D, double[::1] costs, int num_threads,
-          bint update=True):
-    """Run one epoch of mini-batch SGD in place (or, with update=False, one gradient).
+cdef class Hyper:
+    """An optimizer's rule, hyperparameters and step count, as the kernels read them.
 
-    Visits X[order[0]], X[order[1]], ... in mini-batches of ``batch_size``
-    (the last one may be smaller); after each, p <- p + v with
-    v = momentum v - lr (dC/dp + decay p) (decay on weights only).  With
-    update=False, ``grads`` receives the mean gradient (of the single
-    mini-batch when batch_size >= n); otherwise it is scratch.  ``costs[i]`` the cost of
-    the example at position i, computed with the parameters before its step.
-    A signal handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch
-    within ~50 ms, after a completed mini-batch step, and its exception
-    propagates.  The caller checks the arguments; this re-checks only what
-    would corrupt memory.
+    ``rule`` is a :class:`Rule` code; ``t`` is the number of steps taken so far,
+    advanced by ``train_epoch`` and ``apply_update``.  Built by ``bpcore.optim``;
+    the kernels take the values as they are (the optimizer checks them).
     """
+    cdef public int rule
+    cdef public double lr, momentum, beta1, beta2, eps, weight_decay
+    cdef public bint nesterov, decoupled
+    cdef public long long t
+
+    def __init__(self, int rule, double lr, double momentum=0.0, bint nesterov=False,
+                 double beta1=0.9, double beta2=0.999, double eps=1e-8,
+                 double weight_decay=0.0, bint decoupled=False, long long t=0):
+        if rule != SGD and rule != SGD_VELOCITY and rule != ADAM:
+            raise ValueError(f"rule must be a Rule code, got {rule}")
+        if t < 0:
+            raise ValueError(f"t must be >= 0, got {t}")
+        self.rule, self.lr, self.momentum, self.nesterov = rule, lr, momentum, nesterov
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.weight_decay, self.decoupled, self.t = weight_decay, decoupled, t
+
+    @property
+    def buffers(self):
+        """How many state buffers of n_params the rule needs (0, 1 or 2)."""
+        cdef bp_hyper h
+        self.fill(&h)
+        return bp_rule_buffers(&h)
+
+    cdef void fill(self, bp_hyper* h) noexcept:
+        h.rule, h.nesterov, h.decoupled = self.rule, self.nesterov, self.decoupled
+        h.lr, h.momentum, h.weight_decay = self.lr, self.momentum, self.weight_decay
+        h.beta1, h.beta2, h.eps, h.t = self.beta1, self.beta2, self.eps, self.t
+
+
+cdef int check_state(Layout layout, Hyper hyper, const void* state, Py_ssize_t rows,
+                     Py_ssize_t cols, Update* upd) except -1:
+    """upd for this optimizer and state (rows of n_params), or ValueError."""
+    cdef int need = hyper.buffers
+    if need > 0 and (state == NULL or rows < need or cols != layout.n_params):
+        raise ValueError(f"state must have {need} rows of {layout.n_params} entries for this "
+                         f"rule, got {'None' if state == NULL else (rows, cols)}")
+    upd.state = <void*>state if need > 0 else NULL
+    upd.n_params = layout.n_params
+    upd.steps = 0
+    return 0
+
+
+cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:, ::1] Y,
+                   const Py_ssize_t[::1] order, const real[::1] sample_weight,
+                   Py_ssize_t batch_size, real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D,
+                   double[::1] costs, int num_threads) except -1:
+    """Check what would corrupt memory and fill data; 1 if there are no examples."""
     cdef LayoutC* net = &layout.c
-    cdef Py_ssize_t n = X.shape[0]
-    _check_params(layout, params.shape[0], "params")
-    _check_params(layout, grads.shape[0], "grads")
-    _check_params(layout, velocity.shape[0], "velocity")
+    cdef Py_ssize_t n = X.shape[0], k
     if X.shape[1] != net.sizes[0] or Y.shape[0] != n or Y.shape[1] != net.sizes[net.n_layers]:
         raise ValueError("X and Y do not match the layout")
-    cdef Py_ssize_t k
     if order is not None:
         if order.shape[0] != n:
             raise ValueError("order must have one entry per example")
         for k in range(n):  # an index out of range would read past X and Y
             if order[k] < 0 or order[k] >= n:
                 raise ValueError(f"order[{k}] = {order[k]} is not an example index (0..{n - 1})")
+    if sample_weight is not None and sample_weight.shape[0] != n:
+        raise ValueError("sample_weight must have one entry per example")
     if batch_size < 1 or num_threads < 1:
         raise ValueError("batch_size and num_threads must be >= 1")
     cdef Py_ssize_t rows = min(batch_size, n)
@@ -553,10 +871,10 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     if costs is not None and costs.shape[0] != n:
         raise ValueError("costs must have one entry per example")
     if n == 0:
-        return
-    cdef Data data
+        return 1
     data.X = &X[0, 0]
     data.Y = &Y[0, 0]
+    data.weights = NULL if sample_weight is None else &sample_weight[0]
     data.order = NULL if order is None else &order[0]
     data.n = n
     data.batch_size = batch_size
@@ -566,19 +884,199 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     data.costs = NULL if costs is None else &costs[0]
     data.next_poll = bp_seconds() + POLL_SECONDS
     data.interrupted = False
-    data.rows_taken = 0
-    cdef Sgd sgd
-    sgd.update = update
-    sgd.lr = lr
-    sgd.decay = decay
-    sgd.momentum = momentum
-    cdef real* p = &params[0]
-    cdef real* g = &grads[0]
-    cdef real* v = &velocity[0]
-    with nogil, parallel(num_threads=num_threads):
-        run_minibatches(net, p, g, v, &data, &sgd)
+    data.slow_thread = -1
+    data.slow_ns = 0
+    data.bias_norms = NULL
+    return 0
+
+
+cdef void record_last_bias_norms(const LayoutC* net, void* params, void* grads,
+                                 const Data* data, const Schedule* s, bp_team* team,
+                                 bint single) noexcept nogil:
+    """After the region: the bias norms of the last mini-batch completed (the pieces
+    record each earlier one when the next mini-batch starts)."""
+    cdef long long end = s.total if not team.stopping else team.stop_at
+    cdef Py_ssize_t b, m
+    if end <= 0:
+        return
+    b = batch_of(s, end - 1)
+    m = min(data.batch_size, data.n - b * data.batch_size)
+    if single:
+        record_bias_norms(net, <const float*>grads, m, data.bias_norms)
+    else:
+        record_bias_norms(net, <const double*>grads, m, data.bias_norms)
+
+
+cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Update* upd,
+                  bint single, int num_threads, long long[::1] stats,
+                  double[:, ::1] team_memory) except -1:
+    """The parallel region of an epoch or a gradient (see _sched.h)."""
+    if num_threads > BP_MAX_TEAM:
+        raise ValueError(f"num_threads must be <= {BP_MAX_TEAM}")
+    if stats is not None and stats.shape[0] != num_threads + 1:
+        raise ValueError("stats needs num_threads + 1 entries")
+    if team_memory is not None and (team_memory.shape[0] != num_threads
+                                    or team_memory.shape[1] != 3):
+        raise ValueError("team_memory needs num_threads rows of 3")
+    cdef Schedule sched
+    cdef bp_team team
+    cdef int tid
+    cdef double* memory = NULL if team_memory is None else &team_memory[0, 0]
+    with nogil:
+        bp_team_init(&team, num_threads, memory)
+        with parallel(num_threads=num_threads):
+            if single:
+                run_epoch(net, <float*>params, <float*>grads, data, upd, &sched, &team)
+            else:
+                run_epoch(net, <double*>params, <double*>grads, data, upd, &sched, &team)
+        if memory != NULL:
+            bp_team_save(&team, num_threads, memory)
+        if data.bias_norms != NULL:
+            record_last_bias_norms(net, params, grads, data, &sched, &team, single)
+    if stats is not None:
+        for tid in range(num_threads):
+            stats[tid] = team.member[tid].pieces if tid < sched.nt else 0
+        stats[num_threads] = team.exclusions
+    return 0
+
+
+def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] state,
+                Hyper hyper, const real[:, ::1] X, const real[:, ::1] Y,
+                const Py_ssize_t[::1] order, const real[::1] sample_weight,
+                Py_ssize_t batch_size, real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D,
+                double[::1] costs, int num_threads, double[::1] bias_norms=None,
+                long long[::1] stats=None, double[:, ::1] team_memory=None,
+                int _slow_thread=-1, double _slow_seconds=0.0):
+    """One epoch of mini-batch training in place, one optimizer step per mini-batch.
+
+    Visits X[order[0]], X[order[1]], ... (order None: 0, 1, 2, ...) in mini-batches
+    of ``batch_size`` (the last one may be smaller); after each mini-batch of m
+    examples every parameter takes one step of ``hyper``'s rule (_optim.h) with
+    g = (1/m) sum_x w_x dC_x/dtheta, w_x = ``sample_weight[x]`` (None: 1; fit passes
+    w_x / mean w), and ``hyper.t`` advances by one per step.  ``state`` holds the
+    rule's buffers (``hyper.buffers`` rows of n_params; None when it needs none),
+    ``grads`` is scratch, ``costs[i]`` (or None) receives the cost of the example at
+    position i, computed with the parameters before its step (unweighted).  A signal
+    handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch within ~50 ms,
+    after a completed step (``hyper.t`` counts it), and its exception propagates.
+    With ``bias_norms`` (L entries), ||dC/db^l|| of every mini-batch is added to
+    ``bias_norms[l - 1]`` (see record_bias_norms).  The caller checks the arguments;
+    this re-checks only what would corrupt memory.
+
+    ``stats``, if given (num_threads + 1 entries), receives the pieces each thread
+    computed and, last, how many times a thread was excluded for holding the
+    others up (see _sched.h).  ``team_memory`` (num_threads x 3, or None) carries
+    the threads' speed estimates and exclusions from one call to the next.
+    ``_slow_thread`` naps ``_slow_seconds`` before each piece it takes: a stand-in,
+    for the tests, for a thread that loses its core.
+    """
+    cdef LayoutC* net = &layout.c
+    _check_params(layout, params.shape[0], "params")
+    _check_params(layout, grads.shape[0], "grads")
+    cdef Update upd
+    check_state(layout, hyper, NULL if state is None else &state[0, 0],
+                0 if state is None else state.shape[0], 0 if state is None else state.shape[1],
+                &upd)
+    cdef Data data
+    if fill_data(&data, layout, X, Y, order, sample_weight, batch_size, Z, A, D, costs,
+                 num_threads):
+        return
+    data.slow_thread = _slow_thread
+    data.slow_ns = <long>(_slow_seconds * 1e9)
+    if bias_norms is not None:
+        if bias_norms.shape[0] != net.n_layers:
+            raise ValueError("bias_norms must have one entry per layer")
+        data.bias_norms = &bias_norms[0]
+    cdef bp_hyper h
+    hyper.fill(&h)
+    upd.hyper = &h
+    run_team(net, &params[0], &grads[0], &data, &upd, real is float, num_threads, stats,
+             team_memory)
+    hyper.t += upd.steps
     if data.interrupted:
         raise_pending()
+
+
+def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[:, ::1] X,
+             const real[:, ::1] Y, const real[::1] sample_weight, real[:, ::1] Z,
+             real[:, ::1] A, real[:, ::1] D, int num_threads):
+    """grads <- sum over the rows x of X of w_x dC_x/dtheta (a sum, not a mean; no update).
+
+    w_x = ``sample_weight[x]`` (None: 1).  The workspaces need X.shape[0] rows.
+    ``grads`` has the layout of ``params`` (its alignment gaps are left untouched).
+    """
+    cdef LayoutC* net = &layout.c
+    _check_params(layout, params.shape[0], "params")
+    _check_params(layout, grads.shape[0], "grads")
+    cdef Data data
+    cdef Py_ssize_t n = X.shape[0]
+    cdef const Py_ssize_t[::1] no_order = None
+    cdef double[::1] no_costs = None
+    if fill_data(&data, layout, X, Y, no_order, sample_weight, max(n, 1), Z, A, D, no_costs,
+                 num_threads):
+        return
+    cdef Update upd
+    upd.hyper = NULL
+    upd.state = NULL
+    # phase 2 without an optimizer never writes params
+    run_team(net, <void*>&params[0], &grads[0], &data, &upd, real is float, num_threads, None,
+             None)
+    if data.interrupted:
+        raise_pending()
+
+
+cdef void apply_rows(const LayoutC* net, real* params, const real* grads, const Update* upd,
+                     double lr_sum, double scale, long long t) noexcept nogil:
+    """Each thread's share of every region (W^l, b^l): one optimizer step from the sums.
+
+    A region is split at multiples of a cache line, so that which parameters are
+    stepped in whole vectors and which one by one (a region's last few) never
+    depends on the thread count.
+    """
+    cdef int tid = bp_thread_num(), nt = bp_team_size(), decay
+    cdef Py_ssize_t l, n, off, lo, hi, line = 64 // sizeof(real)
+    cdef bp_opt_f uf
+    cdef bp_opt_d ud
+    for l in range(1, net.n_layers + 1):
+        for decay in range(2):
+            if decay:
+                off, n = net.w_off[l], net.sizes[l] * net.sizes[l - 1]
+            else:
+                off, n = net.b_off[l], net.sizes[l]
+            split((n + line - 1) // line, tid, nt, &lo, &hi)
+            lo, hi = lo * line, min(hi * line, n)
+            if hi > lo:
+                opt_region(upd.hyper, upd, params, off + lo, lr_sum, scale, t, decay, &uf, &ud)
+                opt_update(&uf, &ud, grads + off + lo, hi - lo)
+
+
+def apply_update(Layout layout, real[::1] params, const real[::1] grads, real[:, ::1] state,
+                 Hyper hyper, double scale, int num_threads):
+    """One optimizer step of every parameter from a gradient sum: g = scale * grads.
+
+    The same step as one mini-batch of ``train_epoch`` takes (scale = 1/m; the
+    velocity form of SGD multiplies the sums by lr * scale); ``hyper.t`` advances
+    by one.
+    """
+    cdef LayoutC* net = &layout.c
+    _check_params(layout, params.shape[0], "params")
+    _check_params(layout, grads.shape[0], "grads")
+    if num_threads < 1:
+        raise ValueError("num_threads must be >= 1")
+    cdef Update upd
+    check_state(layout, hyper, NULL if state is None else &state[0, 0],
+                0 if state is None else state.shape[0], 0 if state is None else state.shape[1],
+                &upd)
+    cdef bp_hyper h
+    hyper.fill(&h)
+    upd.hyper = &h
+    cdef real* p = &params[0]
+    cdef const real* g = &grads[0]
+    cdef double lr_sum = h.lr * scale
+    cdef long long t = h.t + 1
+    with nogil, parallel(num_threads=num_threads):
+        apply_rows(net, p, g, &upd, lr_sum, scale, t)
+    hyper.t = t
 
 
 def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:, ::1] out,

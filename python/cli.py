@@ -1,4 +1,4 @@
-"""The ``bpcore`` command: train, evaluate, predict, info, gradcheck, bench.
+"""The ``bpcore`` command: train, evaluate, predict, export, explain, info, gradcheck, bench.
 
 Run as ``bpcore ...`` or ``python -m bpcore ...``; :func:`main` is the entry
 point.  matplotlib is imported only when a plot is asked for (``--plot``).
@@ -125,7 +125,8 @@ def _build_parser() -> _Parser:
                             "--validation-split)")
     train.add_argument("--save", metavar="PATH", help="write the trained network to PATH (.npz)")
     train.add_argument("--plot", metavar="PATH",
-                       help="draw the cost and accuracy per epoch to PATH (.png; needs "
+                       help="draw the cost and accuracy per epoch, and the speed of learning "
+                            "of each layer (mean ||dC/db^l||), to PATH (.png; needs "
                             "matplotlib: pip install \"bpcore[plot]\")")
     train.add_argument("--quiet", action="store_true",
                        help="print only the final test accuracy")
@@ -154,6 +155,32 @@ def _build_parser() -> _Parser:
     predict.add_argument("--proba", action="store_true",
                          help="write the output activations a^L (one row per example) instead "
                               "of class labels")
+
+    export = command(
+        "export", _export, [], "write a saved model as ONNX or as a network2.py file",
+        "Convert a model written by 'bpcore train --save' (.npz): to ONNX (.onnx; needs\n"
+        "pip install \"bpcore[onnx]\"), whose graph computes a^L for a batch of examples\n"
+        "(input 'input', output 'output'), or to the JSON of Nielsen's network2.py\n"
+        "(.json; sigmoid networks with the quadratic or cross-entropy cost only).",
+        "examples:\n  bpcore export net.npz net.onnx\n  bpcore export net.npz net.json"
+        "              # network2.load('net.json')")
+    export.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    export.add_argument("output", metavar="OUTPUT", help="file to write: .onnx or .json")
+
+    explain = command(
+        "explain", _explain, [data],
+        "the chain rule of one weight's gradient for one test example",
+        "Show how dC_x/dw^l_jk of a saved model, for one example x of the test set, is\n"
+        "the product of its chain-rule factors: a^(l-1)_k * sigma'(z^l_j) * dC_x/da^l_j,\n"
+        "where dC_x/da^l_j = sum_i w^(l+1)_ij delta^(l+1)_i below the output layer.",
+        "example:\n  bpcore explain net.npz --example 0 --layer 1 --weight 3 400")
+    explain.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    explain.add_argument("--example", type=int, default=0, metavar="N",
+                         help="index of the example in the test set (default: %(default)s)")
+    explain.add_argument("--layer", type=int, required=True, metavar="L",
+                         help="layer l of the weight, 1 (first hidden) to L (output)")
+    explain.add_argument("--weight", type=int, nargs=2, required=True, metavar=("J", "K"),
+                         help="w^l_jk: neuron j of layer l, neuron k of layer l-1 (from 0)")
 
     info = command(
         "info", _info, [], "show how bpcore was built and how it runs here",
@@ -360,7 +387,8 @@ def _train(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
-                momentum=args.momentum, validation_data=(X_val, y_val), callback=progress)
+                momentum=args.momentum, validation_data=(X_val, y_val), callback=progress,
+                record_grad_norms=plot is not None)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -456,6 +484,47 @@ def _predict(args: argparse.Namespace) -> int:
         np.savetxt(args.out, result, fmt=fmt, delimiter=",")
     what = "output activations" if args.proba else "predicted labels"
     print(f"wrote the {what} of {len(result):,} example(s) to {args.out}")
+    return 0
+
+
+# -- export, explain -----------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in (".onnx", ".json"):
+        raise ValueError(f"OUTPUT must end in .onnx (ONNX) or .json (network2.py), got "
+                         f"{args.output!r}")
+    _check_output_path("OUTPUT", args.output)
+    net = Network.load(args.model)
+    if suffix == ".onnx":
+        net.to_onnx(args.output)
+        print(f"wrote {args.model} ({_describe(net)}) to {args.output} as ONNX: input 'input' "
+              f"(batch, {net.sizes[0]}), output 'output' (batch, {net.sizes[-1]})")
+    else:
+        net.save_network2(args.output)
+        print(f"wrote {args.model} ({_describe(net)}) to {args.output} as a network2.py file")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    net = Network.load(args.model)
+    _check_mnist_shape(net, f"model {args.model}")
+    _, (X, y), source = _load_data(args.data)
+    if not 0 <= args.example < len(X):
+        raise ValueError(f"--example must be in [0, {len(X) - 1}] (the test set of {source}), "
+                         f"got {args.example}")
+    j, k = args.weight
+    sizes = ",".join(map(str, net.sizes))
+    if not 1 <= args.layer <= net.n_layers:
+        raise ValueError(f"--layer must be in [1, {net.n_layers}] for sizes {sizes}, got "
+                         f"{args.layer}")
+    for name, value, top in (("J", j, net.sizes[args.layer]), ("K", k, net.sizes[args.layer - 1])):
+        if not 0 <= value < top:
+            raise ValueError(f"--weight {name} must be in [0, {top - 1}] for layer {args.layer} "
+                             f"of sizes {sizes}, got {value}")
+    explanation = net.explain(X[args.example], int(y[args.example]), args.layer, j, k)
+    print(f"{args.model} ({_describe(net)}), test example {args.example} of {source} "
+          f"(label {y[args.example]})")
+    print(explanation)
     return 0
 
 

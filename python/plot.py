@@ -24,7 +24,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('bpcore.plot needs matplotlib: pip install "bpcore[plot]"') from exc
 
-__all__ = ["plot_history", "plot_benchmark", "plot_misclassified"]
+__all__ = ["plot_history", "plot_grad_norms", "plot_benchmark", "plot_misclassified"]
 
 _BENCHMARK_KEYS = ("config", "implementation", "threads", "samples_per_s")
 
@@ -35,13 +35,18 @@ def plot_history(history, path: str | os.PathLike | None = None, *,
 
     ``history`` is the :class:`bpcore.History` that ``fit`` returned;
     ``validation_label`` names its validation set in the legend (the CLI says
-    "test" when it validated on the test set).
+    "test" when it validated on the test set).  A history with ``grad_norms``
+    (``fit(record_grad_norms=True)``) gets a third panel, the speed of learning
+    of each layer (:func:`plot_grad_norms`).
     """
     def per_epoch(values):  # the lists may differ in length after an interruption
         return np.arange(1, len(values) + 1), values
 
-    fig = _figure(path, figsize=(10, 4))
-    cost_ax, accuracy_ax = fig.subplots(1, 2)
+    panels = 3 if getattr(history, "grad_norms", None) else 2
+    fig = _figure(path, figsize=(5 * panels, 4))
+    cost_ax, accuracy_ax, *rest = fig.subplots(1, panels)
+    if rest:
+        _draw_grad_norms(rest[0], history.grad_norms)
     cost_ax.plot(*per_epoch(history.train_cost), marker="o", label="training")
     if history.val_cost:
         cost_ax.plot(*per_epoch(history.val_cost), marker="o", label=validation_label)
@@ -59,6 +64,37 @@ def plot_history(history, path: str | os.PathLike | None = None, *,
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_grad_norms(history, path: str | os.PathLike | None = None) -> Figure:
+    """The speed of learning of each layer: ||dC/db^l|| per epoch, one line per layer.
+
+    ``history`` comes from ``fit(..., record_grad_norms=True)``; each point is
+    the mean over an epoch's mini-batches of the norm of the bias gradient of
+    layer l (Nielsen's measure; in a deep sigmoid network the first layers'
+    lines lie lowest: they learn slowest).  The scale is logarithmic.
+    """
+    norms = getattr(history, "grad_norms", None)
+    if not norms:
+        raise ValueError("history has no grad_norms: train with fit(..., "
+                         "record_grad_norms=True)")
+    fig = _figure(path, figsize=(6, 4))
+    _draw_grad_norms(fig.subplots(), norms)
+    return _save(fig, path)
+
+
+def _draw_grad_norms(ax, norms) -> None:
+    norms = np.asarray(norms, dtype=float)
+    epochs = np.arange(1, len(norms) + 1)
+    for l in range(norms.shape[1]):
+        ax.plot(epochs, norms[:, l], marker="o", label=f"layer {l + 1}")
+    if (norms > 0).all():
+        ax.set_yscale("log")
+    ax.set(title="Speed of learning", xlabel="epoch",
+           ylabel=r"mean $\|\partial C/\partial b^l\|$ over the mini-batches")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
 
 
 def plot_benchmark(rows: Sequence[Mapping], path: str | os.PathLike | None = None) -> Figure:
