@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
+from ._checks import check_bool, check_fit_args
+from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
+                    epoch_order)
 from ._interop import InteropMixin
 from ._notebook import HistoryMixin
-from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
-                          check_fit_args, epoch_order)
 from ._weights import as_sample_weight, fit_weights, step_factors
 from .optim import for_fit
 
@@ -68,6 +69,10 @@ class BaseNetwork(InteropMixin):
     """Constructor, argument checks and the training loop; the math is in subclasses."""
 
     _arch: Architecture
+    #: Whether ``_train_epoch`` makes the parameters non-finite whenever an input is
+    #: (it multiplies every delta by every input), so that ``fit`` need not check X
+    #: before training (see bpcore._data).
+    _training_proves_inputs_finite = False
 
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None):
@@ -247,7 +252,7 @@ class BaseNetwork(InteropMixin):
         lr = None if lr is None else lr_
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
         record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
-        X, Y = self._inputs_and_targets(X, Y)
+        X, Y = self._inputs_and_targets(X, Y, defer_finite_check=True)
         n = X.shape[0]
         optimizer = for_fit(lr, optimizer, momentum, l2, n)
         weights = fit_weights(sample_weight, class_weight, Y)
@@ -255,6 +260,10 @@ class BaseNetwork(InteropMixin):
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        # X's finiteness, the last check: the first epoch proves it (bpcore._data)
+        proven_by_training = self._training_proves_inputs_finite
+        if not proven_by_training:
+            check_finite("X", X)
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
         history = History()
@@ -267,6 +276,8 @@ class BaseNetwork(InteropMixin):
         workspace = self._fit_workspace(batch_size)
         bias_norms = np.zeros(self.n_layers) if record_grad_norms else None
         for epoch in range(1, epochs + 1):
+            if epoch == 1:
+                rng_state = rng.bit_generator.state
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, state):
@@ -294,7 +305,10 @@ class BaseNetwork(InteropMixin):
             if not finite:
                 self._restore(state, before)
                 optimizer._t = steps_before
-                if epoch == 1:  # the data may overflow the network fit was given
+                if epoch == 1:  # X may be non-finite, or overflow the network
+                    if proven_by_training and not all_finite(X):
+                        rng.bit_generator.state = rng_state  # as if refused up front
+                        check_finite("X", X)
                     self._refuse_overflowing_data(X, Y, validation)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch}: the parameters or the cost became "
@@ -313,6 +327,8 @@ class BaseNetwork(InteropMixin):
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
             if callback is not None and callback(epoch, history) is True:
                 break
+        if proven_by_training and not history.epochs:  # no epoch ran to prove X finite
+            check_finite("X", X)
         return history
 
     def _refuse_overflowing_data(self, X, Y, validation) -> None:
@@ -338,8 +354,8 @@ class BaseNetwork(InteropMixin):
         return line + f" ({seconds:.2f} s, {n / max(seconds, 1e-9):,.0f} examples/s)"
 
     # -- argument handling ---------------------------------------------------------
-    def _inputs_and_targets(self, X, Y, names=("X", "Y")):
-        X, single = as_inputs(X, self._arch, names[0])
+    def _inputs_and_targets(self, X, Y, names=("X", "Y"), defer_finite_check=False):
+        X, single = as_inputs(X, self._arch, names[0], defer_finite_check=defer_finite_check)
         if single:  # Y of one example: its targets (floats), or its label
             Y = _as_array(names[1], Y)
             if Y.ndim < 2:

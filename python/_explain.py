@@ -146,7 +146,7 @@ class Explanation:
 def explain(net, x, y, layer, j, k) -> Explanation:
     """The :class:`Explanation` of dC_x/dw^layer_jk (see :meth:`bpcore.Network.explain`)."""
     from .reference import SIGMA, SIGMA_PRIME, output_error
-    from ._validation import check_int
+    from ._checks import check_int
 
     L = net.n_layers
     layer = check_int("layer", layer, 1, L)

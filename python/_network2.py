@@ -39,7 +39,7 @@ def _refuse(net) -> str | None:
 
 def save(net, path) -> None:
     """Write ``net`` as network2.py's ``save`` does (see :meth:`bpcore.Network.save_network2`)."""
-    from ._validation import as_path
+    from ._checks import as_path
 
     path = as_path("path", path)
     reason = _refuse(net)
@@ -72,7 +72,7 @@ def _array(value, shape, what: str) -> np.ndarray:
 def read(path) -> dict:
     """The contents of a network2.py file, checked: ``sizes``, ``cost`` (bpcore's name),
     ``weights`` and ``biases`` (float64, bpcore's shapes).  ValueError names what is wrong."""
-    from ._validation import as_path
+    from ._checks import as_path
 
     path = as_path("path", path)
     try:

@@ -117,7 +117,7 @@ def build_model(net, input_name: str = "input", output_name: str = "output"):
 
 def to_onnx(net, path, input_name: str = "input", output_name: str = "output") -> None:
     """Write ``net`` to ``path`` as an ONNX model (see :meth:`bpcore.Network.to_onnx`)."""
-    from ._validation import as_path
+    from ._checks import as_path
 
     path = as_path("path", path)
     model = build_model(net, input_name, output_name)

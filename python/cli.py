@@ -19,7 +19,7 @@ from tqdm import tqdm
 from . import bench as bench_configs
 from . import DivergenceError, History, Network, __version__, build_info
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
-from ._validation import check_fit_args
+from ._checks import check_fit_args
 from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
 
 _DATA_HELP = ("the data: 'subset' (the first MNIST images, shipped with bpcore), 'mnist' or "

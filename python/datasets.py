@@ -85,7 +85,7 @@ _CHUNK = 1 << 16
 Split = tuple[np.ndarray, np.ndarray]
 
 
-# The argument checks of bpcore._validation, repeated: tools/make_mnist_subset.py
+# The argument checks of bpcore._checks, repeated: tools/make_mnist_subset.py
 # loads this module from the source tree on its own, without the package.
 def as_path(name: str, value) -> str:
     """A file path given as str, bytes or os.PathLike, as a str."""

@@ -21,7 +21,7 @@ from ._dispatch import kernels as _kernels
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
-from ._validation import as_path
+from ._checks import as_path
 
 #: Whether the kernels were built with OpenMP (fixed for the process).
 _OPENMP = _kernels.compiled_info()["openmp"]
@@ -100,6 +100,10 @@ class Network(BaseNetwork):
     >>> np.round(net.feedforward(X)[:, 0]).tolist()
     [0.0, 1.0, 1.0, 0.0]
     """
+
+    # The kernels multiply every delta by every input, zeros included: a non-finite
+    # input leaves W^1 non-finite after the first epoch (bpcore._data).
+    _training_proves_inputs_finite = True
 
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None, num_threads=None):

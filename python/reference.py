@@ -25,7 +25,7 @@ import numpy as np
 
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import LEAKY_SLOPE
-from ._validation import check_num_threads
+from ._checks import check_num_threads
 
 
 def _sigmoid(z):

@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
                       "sklearn.utils.validation.validate_data)") from exc
 
 from ._config import ACTIVATIONS, INITS, resolve_dtype
-from ._validation import check_int, check_name, check_num_threads, check_real
+from ._checks import check_int, check_name, check_num_threads, check_real
 from .network import Network
 
 #: Activations a hidden layer may use (softmax is for output layers only).
