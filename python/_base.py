@@ -14,12 +14,18 @@ may supply scratch buffers that ``fit`` hands to every ``_train_epoch`` of the c
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
+import inspect
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _diagnostics
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
+from ._progress import EpochReport
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
 
@@ -52,6 +58,31 @@ class History:
     @property
     def epochs(self) -> int:
         return len(self.train_cost)
+
+
+def _public(method):
+    """``method`` run under the network's ``_exclusive()``, its arguments checked first.
+
+    A wrong argument is reported as Python would, but naming the class the user
+    holds (``Network.fit() got an unexpected keyword argument 'verbos'; did you
+    mean 'verbose'?``), not the base class that defines the method.  The
+    signature (``inspect.signature``, ``help``, the API docs) is the method's own.
+    """
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            message = f"{type(self).__name__}.{method.__name__}() {exc}"
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            close = difflib.get_close_matches(unknown[0], signature.parameters, 1) if unknown else []
+            raise TypeError(message + (f"; did you mean {close[0]!r}?" if close else "")) from None
+        with self._exclusive():
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 class BaseNetwork:
@@ -176,8 +207,10 @@ class BaseNetwork:
             raise self._overflow("the gradient", "X and Y")
         return nabla_b, nabla_w
 
+    @_public
     def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
-            seed=None, validation_data=None, verbose=False, callback=None) -> History:
+            seed=None, validation_data=None, verbose=False, progress=False,
+            callback=None) -> History:
         """Train by mini-batch stochastic gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
@@ -203,11 +236,19 @@ class BaseNetwork:
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
-        returning ``True`` stops training there (early stopping).
+        returning ``True`` stops training there (early stopping).  ``verbose``
+        prints a line per epoch (the format of ``bpcore train``), ``progress``
+        shows a tqdm progress bar (a widget in a notebook).
+
+        A fit that learns nothing warns with :class:`bpcore.ConvergenceWarning`
+        (see ``bpcore._diagnostics``): inputs on a scale far from the one the
+        initialisation expects, and a training cost that after the first epochs is
+        no lower than what predicting the same output for every input achieves.
         """
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
                                                               momentum)
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
+        progress = check_bool("progress", progress)
         X, Y = self._inputs_and_targets(X, Y)
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
@@ -222,6 +263,8 @@ class BaseNetwork:
         # epoch), where copying into the same buffer takes ~12 ms.
         before = [np.empty_like(a) for a in self._state_arrays()]
         workspace = self._fit_workspace(batch_size)
+        watch = _diagnostics.ProgressCheck(self, X, Y, epochs, batch_size, lr, momentum)
+        report = EpochReport(epochs, n, verbose, progress)
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
@@ -232,6 +275,7 @@ class BaseNetwork:
                     costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n,
                                               momentum, workspace)
             except KeyboardInterrupt as exc:
+                report.close()
                 self._restore(before)
                 exc.history = history
                 raise
@@ -244,6 +288,7 @@ class BaseNetwork:
                     val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
+                report.close()
                 self._restore(before)
                 if epoch == 1:  # the data may overflow the network fit was given
                     self._refuse_overflowing_data(X, Y, validation)
@@ -256,10 +301,11 @@ class BaseNetwork:
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
-            if verbose:
-                print(self._epoch_line(history, epoch, epochs, n), flush=True)
+            report(epoch, history)
+            watch.after_epoch(epoch, history)
             if callback is not None and callback(epoch, history) is True:
                 break
+        report.close()
         return history
 
     def _refuse_overflowing_data(self, X, Y, validation) -> None:
@@ -273,15 +319,6 @@ class BaseNetwork:
     def _restore(self, saved: list[np.ndarray]) -> None:
         for array, value in zip(self._state_arrays(), saved):
             array[...] = value
-
-    @staticmethod
-    def _epoch_line(history: History, epoch: int, epochs: int, n: int) -> str:
-        line = f"epoch {epoch}/{epochs}: train cost {history.train_cost[-1]:.4f}"
-        if history.val_cost:
-            line += (f", validation cost {history.val_cost[-1]:.4f}, "
-                     f"accuracy {history.val_accuracy[-1]:.4f}")
-        seconds = history.seconds[-1]
-        return line + f" ({seconds:.2f} s, {n / max(seconds, 1e-9):,.0f} examples/s)"
 
     # -- argument handling ---------------------------------------------------------
     def _inputs_and_targets(self, X, Y, names=("X", "Y")):
@@ -308,6 +345,10 @@ class BaseNetwork:
         return X, Y, labels
 
     # -- to be supplied by subclasses ------------------------------------------------
+    def _exclusive(self):
+        """Context held around a public call (``Network``: refuses a second thread)."""
+        return contextlib.nullcontext()
+
     def _allocate(self, biases: list, weights: list) -> None:
         raise NotImplementedError
 

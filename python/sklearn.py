@@ -17,6 +17,11 @@ import math
 import numbers
 
 import numpy as np
+
+try:
+    import sklearn  # noqa: F401 - the check that names the extra
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError('bpcore.sklearn needs scikit-learn: pip install "bpcore[sklearn]"') from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
