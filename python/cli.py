@@ -134,7 +134,7 @@ def _build_parser() -> _Parser:
     train.add_argument("--save", metavar="PATH", help="write the trained network to PATH (.npz)")
     train.add_argument("--plot", metavar="PATH",
                        help="draw the cost and accuracy per epoch to PATH (.png; needs "
-                            "matplotlib: pip install \"bpcore[plot]\")")
+                            "matplotlib: pip install matplotlib)")
     train.add_argument("--quiet", action="store_true",
                        help="print only the final test accuracy")
     train.add_argument("--strict", action="store_true",
@@ -242,8 +242,9 @@ def _plot_module(path: str):
     try:
         from . import plot
     except ImportError as exc:
-        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): "
-                          "pip install \"bpcore[plot]\"") from None
+        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): pip install "
+                          "matplotlib (or pip install \".[plot]\" in bpcore's source tree)"
+                          ) from None
     plot.check_path(path, "--plot")
     return plot
 

@@ -1,6 +1,6 @@
 """Figures: training curves, benchmark throughput, misclassified digits.
 
-Needs matplotlib, the optional extra ``plot`` (``pip install "bpcore[plot]"``);
+Needs matplotlib, the optional extra ``plot`` (``pip install ".[plot]"`` in the source tree);
 ``import bpcore`` never imports this module.  Each function returns the
 matplotlib ``Figure``.  Given a ``path``, it also writes the figure there (PNG,
 or the format the file's suffix names, at the figure's size and dpi), drawn by
@@ -22,7 +22,8 @@ try:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError('bpcore.plot needs matplotlib: pip install "bpcore[plot]"') from exc
+    raise ImportError('bpcore.plot needs matplotlib, the extra "plot": pip install matplotlib '
+                      '(or pip install ".[plot]" in bpcore\'s source tree)') from exc
 
 __all__ = ["plot_history", "plot_benchmark", "plot_misclassified", "check_path"]
 

@@ -219,7 +219,8 @@ def test_plot_without_matplotlib_fails_before_training(capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("bpcore: error: --plot needs matplotlib")
-    assert err.endswith('pip install "bpcore[plot]"\n')
+    assert err.endswith("pip install matplotlib (or pip install \".[plot]\" in bpcore's source "
+                        "tree)\n")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -172,4 +172,4 @@ def test_import_sklearn_without_scikit_learn_names_the_extra(tmp_path):
             "try:\n    import bpcore.sklearn\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, check=True).stdout
-    assert 'pip install "bpcore[sklearn]"' in out, out
+    assert 'the extra "sklearn": pip install scikit-learn (or pip install ".[sklearn]"' in out, out
