@@ -52,8 +52,12 @@ _SCALE_RANGE = (1e-2, 10.0)
 _MIN_STEPS = 100
 #: "Below the constant cost" means by at least this fraction of it.
 _MARGIN = 0.01
-#: Rows of the forward pass that looks for the cause.
+#: Rows of the forward passes that look for stuck outputs and for the cause.
 _PROBE_ROWS = 256
+#: Share of those rows with an output stuck at the wrong end that warns.
+_STUCK_ROWS = 0.1
+_SCALE_ADVICE = ("scale the inputs (e.g. sklearn.preprocessing.StandardScaler, or divide "
+                 "pixel values by their maximum)")
 #: A sigmoid/tanh unit with |z| above this has sigma' < 1e-6 (4 sigma'(z) ~ 4 e^-|z|).
 _SATURATED_Z = 15.0
 
@@ -100,37 +104,75 @@ class ProgressCheck:
         self.check_at = {e for e in (first, epochs) if 2 <= e <= epochs and first <= e}
         self.warned = False
         self.scale = typical_scale(X)
-        if not _SCALE_RANGE[0] <= self.scale <= _SCALE_RANGE[1] and self.scale > 0:
+        if self._off_scale():
+            effect = ("saturated, or with outputs far larger than 1" if self.scale > 1
+                      else "almost blind to them")
             self._warn(f"the inputs X are on a scale far from the one the initialisation "
                        f"expects: 99% of their entries have |x| <= {self.scale:.3g}, where "
                        f"{net.init!r} initial weights assume values of order 1, so the first "
-                       f"layer starts {'saturated or with huge outputs' if self.scale > 1 else 'blind to them'}; "
-                       "scale the inputs (e.g. sklearn.preprocessing.StandardScaler, or "
-                       "divide pixel values by their maximum)")
+                       f"layer starts {effect}; {_SCALE_ADVICE}")
 
     def after_epoch(self, epoch: int, history) -> None:
         if self.warned or epoch not in self.check_at:
             return
         cost = history.train_cost[-1]
         floor = constant_cost(self.net.cost_name, self.net.activations[-1], self.Y)
-        if cost < (1 - _MARGIN) * floor:
+        stuck = self._stuck_rows()
+        if cost < (1 - _MARGIN) * floor and stuck < _STUCK_ROWS:
             return
         self.warned = True
-        self._warn(f"no progress: after {epoch} epochs the training cost ({cost:.4g}) is no "
-                   f"lower than {floor:.4g}, the cost of predicting the same output for every "
-                   f"input, so the network has learnt nothing from its inputs. "
-                   f"{self._cause()}")
+        if cost >= (1 - _MARGIN) * floor:
+            what = (f"no progress: after {epoch} epochs the training cost ({cost:.4g}) is no "
+                    f"lower than {floor:.4g}, the cost of predicting the same output for "
+                    "every input, so the network has learnt nothing from its inputs.")
+        else:
+            what = (f"stalled: after {epoch} epochs {stuck:.0%} of the training examples "
+                    "checked have an output saturated at the wrong end of its range, where "
+                    f"the gradient of the {self.net.cost_name} cost vanishes (sigma' < 1e-6): "
+                    "they no longer learn.")
+        self._warn(f"{what} {self._cause(stuck >= _STUCK_ROWS)}")
+
+    def _off_scale(self) -> bool:
+        return self.scale > 0 and not _SCALE_RANGE[0] <= self.scale <= _SCALE_RANGE[1]
+
+    def _probe(self):
+        """Up to ``_PROBE_ROWS`` evenly spaced rows of X and Y."""
+        step = max(1, self.X.shape[0] // _PROBE_ROWS)
+        return (np.ascontiguousarray(self.X[::step][:_PROBE_ROWS]),
+                np.ascontiguousarray(self.Y[::step][:_PROBE_ROWS]))
+
+    def _stuck_rows(self) -> float:
+        """Fraction of the probe rows with an output unit saturated at the wrong end.
+
+        Only where saturation stops learning: a quadratic or squared-error cost on
+        sigmoid or tanh outputs, whose delta^L carries sigma'(z^L).  (Cross-entropy
+        with sigmoid and log-likelihood with softmax cancel sigma': delta^L = a - y.)
+        """
+        act = self.net.activations[-1]
+        if self.net.cost_name not in ("quadratic", "squared_error") or act not in ("sigmoid",
+                                                                                 "tanh"):
+            return 0.0
+        X, Y = self._probe()
+        with np.errstate(all="ignore"):
+            a = np.asarray(self.net._forward(X), dtype=np.float64)
+        lo, hi = _RANGES[act]
+        slope = a * (1 - a) if act == "sigmoid" else 1 - a * a  # sigma' from a
+        wrong = np.abs(a - Y) > (hi - lo) / 2
+        return float(np.mean(np.any((slope < 1e-6) & wrong, axis=1)))
 
     @staticmethod
     def _warn(message: str) -> None:
         warnings.warn(message, ConvergenceWarning, stacklevel=_STACKLEVEL)
 
-    def _cause(self) -> str:
-        """The likely cause, and what to try, from a forward pass of a few rows."""
+    def _cause(self, stuck: bool = False) -> str:
+        """The likely cause, and what to try, from a forward pass of a few rows.
+
+        ``stuck``: outputs are saturated at the wrong end under a cost whose
+        gradient carries sigma'."""
         from .reference import SIGMA
 
         net = self.net
-        a = np.asarray(self.X[::max(1, self.X.shape[0] // _PROBE_ROWS)], dtype=np.float64)
+        a = np.asarray(self._probe()[0], dtype=np.float64)
         found = []
         L = net.n_layers
         with np.errstate(all="ignore"):
@@ -150,21 +192,24 @@ class ProgressCheck:
                                  f"{_SATURATED_Z:g}, where sigma' is below 1e-6)")
                 elif act == "softmax" and np.mean(a.max(axis=1) > 1 - 1e-6) > 0.99:
                     found.append(f"{where} is saturated (softmax outputs of 0 and 1)")
-        if not found and np.all(np.ptp(a, axis=0) <= 1e-9 * (1 + np.abs(a).max(axis=0))):
+        if not found and np.all(np.ptp(a, axis=0) <= 1e-8 * (1 + np.abs(a).max(axis=0))):
             found.append("the output is the same for every input (a hidden layer passes "
                          "nothing on)")
         tries = []
-        if not _SCALE_RANGE[0] <= self.scale <= _SCALE_RANGE[1] and self.scale > 0:
+        if self._off_scale():
             found.append(f"the inputs are far from unit scale (99% of |x| <= {self.scale:.3g})")
-            tries.append("scale the inputs (e.g. sklearn.preprocessing.StandardScaler, or "
-                         "divide pixel values by their maximum)")
+            tries.append(_SCALE_ADVICE)
         lr = "the learning rate" if self.lr is None else f"the learning rate (lr={self.lr:g})"
-        if found:
+        if stuck:
+            tries.append("use a cost whose gradient does not vanish at saturation "
+                         "(cross_entropy with sigmoid outputs, log_likelihood with softmax)")
+        if found or stuck:
             tries.append(f"lower {lr}" + (f" or the momentum ({self.momentum:g})"
                                           if self.momentum else ""))
             if any("dead" in f for f in found):
                 tries.append("use leaky_relu or a smaller initial scale")
-            return ("Likely cause: " + "; ".join(found) + ". Try: " + "; ".join(tries) + ".")
+            return (("Likely cause: " + "; ".join(found) + ". " if found else "")
+                    + "Try: " + "; ".join(tries) + ".")
         return (f"No dead or saturated layer found: {lr} may be too small, or too large; or "
                 "the inputs carry no information about the targets. Try a learning rate ten "
                 "times smaller or larger, and check that X and Y are paired correctly.")

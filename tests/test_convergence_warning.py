@@ -15,7 +15,7 @@ import pytest
 
 import bpcore
 from bpcore import ConvergenceWarning, Network, reference
-from bpcore._diagnostics import constant_cost, typical_scale
+from bpcore._diagnostics import ProgressCheck, constant_cost, typical_scale
 from bpcore.datasets import load_mnist_subset
 
 
@@ -41,7 +41,7 @@ def test_raw_digits_with_the_estimators_defaults_warn():
 
     X, y = load_digits(return_X_y=True)
     with pytest.warns(ConvergenceWarning) as caught:
-        model = BPClassifier(random_state=0).fit(X, y)
+        model = BPClassifier(random_state=0, num_threads=1).fit(X, y)
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert model.score(X, y) < 0.2  # the failure itself: chance is 0.1
     assert any("scale" in m and "StandardScaler" in m for m in messages), messages
@@ -62,13 +62,13 @@ def test_standardised_digits_do_not_warn():
     assert np.abs(X).max() > 40  # the outliers that a max-based check would flag
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        model = BPClassifier(random_state=0).fit(X, y)
+        model = BPClassifier(random_state=0, num_threads=1).fit(X, y)
     assert model.score(X, y) > 0.9
 
 
 def test_a_healthy_mnist_run_does_not_warn():
     (X, y), (X_test, y_test) = load_mnist_subset()
-    net = Network([784, 30, 10], seed=0)
+    net = Network([784, 30, 10], seed=0, num_threads=1)
     assert fit_warnings(net, X, y, 3, 10, 3.0) == []
     assert net.evaluate(X_test, y_test) > 0.8
 
@@ -77,7 +77,7 @@ def test_continuing_a_trained_network_does_not_warn():
     """A trained network starts low and may stay flat: that is not "no progress"."""
     (X, y), _ = load_mnist_subset()
     X, y = X[:2000], y[:2000]
-    net = Network([784, 30, 10], seed=0)
+    net = Network([784, 30, 10], seed=0, num_threads=1)
     assert fit_warnings(net, X, y, 3, 10, 3.0) == []
     assert fit_warnings(net, X, y, 5, 10, 1e-12) == []
 
@@ -97,15 +97,39 @@ def test_dead_hidden_layer_warns_naming_it(cls):
 
 def test_saturated_sigmoids_warn_and_point_at_the_caller():
     (X, y), _ = load_mnist_subset()
-    net = Network([784, 16, 10], init="gaussian", seed=0)
+    net = Network([784, 16, 10], init="gaussian", seed=0, num_threads=1)
     with pytest.warns(ConvergenceWarning, match="saturated") as caught:
         net.fit(X[:2000], y[:2000], 3, 10, 1e6)
     assert {w.filename for w in caught} == {__file__}
 
 
+@pytest.mark.parametrize("cost, stalls", [("quadratic", True), ("cross_entropy", False)])
+def test_outputs_stuck_at_the_wrong_end_warn_where_their_gradient_vanishes(cost, stalls):
+    """A cost below the constant one, but half the outputs saturated on the wrong side:
+    under the quadratic cost they no longer learn (delta^L carries sigma'), under
+    cross-entropy they do (delta^L = a - y)."""
+    rng = np.random.default_rng(5)
+    X = rng.random((400, 2))
+    Y = (X[:, :1] > 0.5).astype(float)
+    net = Network([2, 1], activations="sigmoid", cost=cost, seed=0, num_threads=1)
+    net.weights, net.biases = [np.zeros((1, 2))], [np.array([-40.0])]
+    check = ProgressCheck(net, X, Y, epochs=2, batch_size=1, lr=0.1, momentum=0.0)
+    history = bpcore.History(train_cost=[0.01, 0.01], seconds=[1.0, 1.0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check.after_epoch(2, history)
+    messages = [str(w.message) for w in caught]
+    if stalls:
+        assert len(messages) == 1 and messages[0].startswith("stalled: after 2 epochs 5"), \
+            messages
+        assert "cross_entropy" in messages[0]
+    else:
+        assert messages == []
+
+
 def test_the_warning_is_filterable():
     X = np.random.default_rng(0).random((200, 3)) * 1000
-    net = Network([3, 4, 1], seed=0)
+    net = Network([3, 4, 1], seed=0, num_threads=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -117,7 +141,7 @@ def test_one_epoch_is_not_judged():
     """The mean cost of a first epoch includes the untrained start: no verdict from it."""
     rng = np.random.default_rng(1)
     X = rng.random((2000, 5))
-    net = Network([5, 4, 3], seed=0)
+    net = Network([5, 4, 3], seed=0, num_threads=1)
     assert fit_warnings(net, X, rng.integers(0, 3, 2000), 1, 10, 0.0) == []
     assert len(fit_warnings(net, X, rng.integers(0, 3, 2000), 2, 10, 0.0)) == 1
 
@@ -128,7 +152,7 @@ def test_input_scale_warning_judges_the_bulk(scale, warns):
     X = rng.random((500, 20)) * scale
     X[0, 0] = 1e4  # one outlier changes nothing
     y = (X[:, 1] > X[:, 2]).astype(int)
-    messages = fit_warnings(Network([20, 8, 2], seed=0), X, y, 1, 10, 0.5)
+    messages = fit_warnings(Network([20, 8, 2], seed=0, num_threads=1), X, y, 1, 10, 0.5)
     assert any("scale" in m for m in messages) == warns, messages
 
 
