@@ -20,5 +20,5 @@ from .exceptions import ConvergenceWarning
 from .network import DivergenceError, History, Network
 from .gradcheck import check_gradients, GradientCheck
 
-__all__ = ["Network", "History", "DivergenceError", "ConvergenceWarning", "build_info", "get_num_threads",
-           "set_num_threads", "__version__", "check_gradients", "GradientCheck"]
+__all__ = ["Network", "History", "DivergenceError", "ConvergenceWarning", "build_info",
+           "get_num_threads", "set_num_threads", "__version__", "check_gradients", "GradientCheck"]

@@ -77,7 +77,7 @@ def _public(method):
         except TypeError as exc:
             message = f"{type(self).__name__}.{method.__name__}() {exc}"
             unknown = [k for k in kwargs if k not in signature.parameters]
-            close = difflib.get_close_matches(unknown[0], signature.parameters, 1) if unknown else []
+            close = unknown and difflib.get_close_matches(unknown[0], signature.parameters, 1)
             raise TypeError(message + (f"; did you mean {close[0]!r}?" if close else "")) from None
         with self._exclusive():
             return method(self, *args, **kwargs)

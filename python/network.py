@@ -316,7 +316,7 @@ class Network(BaseNetwork):
             # opened here, not by np.load, which leaks its file when the zip is unreadable
             with open(path, "rb") as file:
                 # np.load takes what is neither a zip nor a .npy for a pickle, and its
-                # refusal advises allow_pickle=True: never advice to give about a model
+                # refusal suggests allow_pickle=True: advice never to give about a model file
                 magic = file.read(len(_NPY_MAGIC))
                 file.seek(0)
                 if magic == _NPY_MAGIC:

@@ -23,7 +23,8 @@ try:
     import sklearn  # noqa: F401 - the check that names the extra
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('bpcore.sklearn needs scikit-learn, the extra "sklearn": pip install '
-                      'scikit-learn (or pip install ".[sklearn]" in bpcore\'s source tree)') from exc
+                      'scikit-learn (or pip install ".[sklearn]" in bpcore\'s source tree)'
+                      ) from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
