@@ -17,17 +17,23 @@ every ``_train_epoch`` of the call.
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
+import inspect
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _diagnostics
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._checks import check_bool, check_fit_args
 from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
                     epoch_order)
 from ._interop import InteropMixin
 from ._notebook import HistoryMixin
+from ._progress import EpochReport
 from ._weights import as_sample_weight, fit_weights, step_factors
 from .optim import for_fit
 
@@ -63,6 +69,31 @@ class History(HistoryMixin):
     @property
     def epochs(self) -> int:
         return len(self.train_cost)
+
+
+def _public(method):
+    """``method`` run under the network's ``_exclusive()``, its arguments checked first.
+
+    A wrong argument is reported as Python would, but naming the class the user
+    holds (``Network.fit() got an unexpected keyword argument 'verbos'; did you
+    mean 'verbose'?``), not the base class that defines the method.  The
+    signature (``inspect.signature``, ``help``, the API docs) is the method's own.
+    """
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            message = f"{type(self).__name__}.{method.__name__}() {exc}"
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            close = unknown and difflib.get_close_matches(unknown[0], signature.parameters, 1)
+            raise TypeError(message + (f"; did you mean {close[0]!r}?" if close else "")) from None
+        with self._exclusive():
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 class BaseNetwork(InteropMixin):
@@ -202,9 +233,10 @@ class BaseNetwork(InteropMixin):
             raise self._overflow("the gradient", "X and Y")
         return nabla_b, nabla_w
 
+    @_public
     def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
             sample_weight=None, class_weight=None, shuffle=True, seed=None,
-            validation_data=None, verbose=False, callback=None,
+            validation_data=None, verbose=False, progress=False, callback=None,
             record_grad_norms=False) -> History:
         """Train by mini-batch gradient descent; return the per-epoch history.
 
@@ -242,15 +274,23 @@ class BaseNetwork(InteropMixin):
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
-        returning ``True`` stops training there (early stopping).
+        returning ``True`` stops training there (early stopping).  ``verbose``
+        prints a line per epoch (the format of ``bpcore train``), ``progress``
+        shows a tqdm progress bar (a widget in a notebook).
         ``record_grad_norms=True`` fills ``history.grad_norms``: per epoch, for each
         layer l, the mean over the mini-batches of ||dC/db^l||, computed inside
         the compiled epoch from the bias gradients it has at hand.
+
+        A fit that learns nothing warns with :class:`bpcore.ConvergenceWarning`
+        (see ``bpcore._diagnostics``): inputs on a scale far from the one the
+        initialisation expects, and a training cost that after the first epochs is
+        no lower than what predicting the same output for every input achieves.
         """
         epochs, batch_size, lr_, l2, momentum = check_fit_args(
             epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
         lr = None if lr is None else lr_
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
+        progress = check_bool("progress", progress)
         record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         X, Y = self._inputs_and_targets(X, Y, defer_finite_check=True)
         n = X.shape[0]
@@ -275,6 +315,9 @@ class BaseNetwork(InteropMixin):
         before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
         bias_norms = np.zeros(self.n_layers) if record_grad_norms else None
+        watch = _diagnostics.ProgressCheck(self, X, Y, epochs, batch_size, optimizer.lr,
+                                           momentum)
+        report = EpochReport(epochs, n, verbose, progress)
         for epoch in range(1, epochs + 1):
             if epoch == 1:
                 rng_state = rng.bit_generator.state
@@ -290,6 +333,7 @@ class BaseNetwork(InteropMixin):
                     costs = self._train_epoch(X, Y, order, batch_size, optimizer, factors,
                                               workspace, bias_norms=bias_norms)
             except KeyboardInterrupt as exc:
+                report.close()
                 self._restore(state, before)
                 optimizer._t = steps_before
                 exc.history = history
@@ -303,6 +347,7 @@ class BaseNetwork(InteropMixin):
                     val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
+                report.close()
                 self._restore(state, before)
                 optimizer._t = steps_before
                 if epoch == 1:  # X may be non-finite, or overflow the network
@@ -323,10 +368,11 @@ class BaseNetwork(InteropMixin):
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
-            if verbose:
-                print(self._epoch_line(history, epoch, epochs, n), flush=True)
+            report(epoch, history)
+            watch.after_epoch(epoch, history)
             if callback is not None and callback(epoch, history) is True:
                 break
+        report.close()
         if proven_by_training and not history.epochs:  # no epoch ran to prove X finite
             check_finite("X", X)
         return history
@@ -343,15 +389,6 @@ class BaseNetwork(InteropMixin):
     def _restore(arrays: list[np.ndarray], saved: list[np.ndarray]) -> None:
         for array, value in zip(arrays, saved):
             array[...] = value
-
-    @staticmethod
-    def _epoch_line(history: History, epoch: int, epochs: int, n: int) -> str:
-        line = f"epoch {epoch}/{epochs}: train cost {history.train_cost[-1]:.4f}"
-        if history.val_cost:
-            line += (f", validation cost {history.val_cost[-1]:.4f}, "
-                     f"accuracy {history.val_accuracy[-1]:.4f}")
-        seconds = history.seconds[-1]
-        return line + f" ({seconds:.2f} s, {n / max(seconds, 1e-9):,.0f} examples/s)"
 
     # -- argument handling ---------------------------------------------------------
     def _inputs_and_targets(self, X, Y, names=("X", "Y"), defer_finite_check=False):
@@ -378,6 +415,10 @@ class BaseNetwork(InteropMixin):
         return X, Y, labels
 
     # -- to be supplied by subclasses ------------------------------------------------
+    def _exclusive(self):
+        """Context held around a public call (``Network``: refuses a second thread)."""
+        return contextlib.nullcontext()
+
     def _allocate(self, biases: list, weights: list) -> None:
         raise NotImplementedError
 

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from . import bench as bench_configs
-from . import DivergenceError, History, Network, __version__, build_info
+from . import ConvergenceWarning, DivergenceError, History, Network, __version__, build_info
+from ._progress import epoch_line, epoch_postfix
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
 from ._checks import check_fit_args
 from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
@@ -40,7 +41,13 @@ epoch runs as one call into the compiled core) and shows the training cost,
 the validation accuracy and samples/s of the last epoch; otherwise one line is
 printed per epoch.  Without --validation-split the per-epoch figures are those
 of the test set.  Ctrl-C stops training, still writes --save and --plot with
-the network as it is (after its last completed epoch), and exits with status 130."""
+the network as it is (after its last completed epoch; nothing if none has
+completed), and exits with status 130.
+
+A run that learns nothing (inputs far off scale, a training cost no lower than
+predicting the same digit for every image, dead or saturated units) prints a
+"bpcore: warning:" line naming the likely cause; --strict makes it exit with
+status 1 after reporting the test accuracy."""
 
 
 class _UsageError(Exception):
@@ -83,6 +90,7 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="bpcore", description="Train fully-connected networks on MNIST with "
                                                 "bpcore, use them, and check the build.",
                      epilog="'bpcore COMMAND --help' shows a command's options and examples.")
+    parser.add_argument("--version", action="version", version=f"bpcore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, run, parents, help, description, epilog):
@@ -127,9 +135,12 @@ def _build_parser() -> _Parser:
     train.add_argument("--plot", metavar="PATH",
                        help="draw the cost and accuracy per epoch, and the speed of learning "
                             "of each layer (mean ||dC/db^l||), to PATH (.png; needs "
-                            "matplotlib: pip install \"bpcore[plot]\")")
+                            "matplotlib: pip install matplotlib)")
     train.add_argument("--quiet", action="store_true",
                        help="print only the final test accuracy")
+    train.add_argument("--strict", action="store_true",
+                       help="exit with status 1 if training learnt nothing (after the "
+                            "'bpcore: warning:' line that says why)")
 
     evaluate = command(
         "evaluate", _evaluate, [data, threads],
@@ -240,19 +251,28 @@ def _load_data(source: str):
 
 
 def _check_output_path(option: str, path: str | None) -> None:
-    """Fail before any work if the directory of an output file does not exist."""
-    if path is not None and not Path(path).resolve().parent.is_dir():
-        raise FileNotFoundError(f"{option} {path}: directory {Path(path).resolve().parent} "
-                                "does not exist")
+    """Fail before any work if an output file could not be written where it is to go."""
+    if path is None:
+        return
+    directory = Path(path).resolve().parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{option} {path}: directory {directory} does not exist")
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a directory, not a file name")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"{option} {path}: directory {directory} is not writable")
 
 
-def _plot_module():
-    """bpcore.plot, imported now: a missing matplotlib is reported before any work."""
+def _plot_module(path: str):
+    """bpcore.plot, imported now: a missing matplotlib or a format it cannot write
+    (``--plot PATH``'s suffix) is reported before any work."""
     try:
         from . import plot
     except ImportError as exc:
-        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): "
-                          "pip install \"bpcore[plot]\"") from None
+        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): pip install "
+                          "matplotlib (or pip install \".[plot]\" in bpcore's source tree)"
+                          ) from None
+    plot.check_path(path, "--plot")
     return plot
 
 
@@ -286,6 +306,7 @@ class _Progress:
         self.history = History()  # until fit hands over its own, live one
         self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
         self.stopped = False
+        self.no_progress = False  # a ConvergenceWarning was shown
         self.bar = None
         self.lines = not quiet
         if not quiet and sys.stdout.isatty():
@@ -295,24 +316,29 @@ class _Progress:
 
     def __call__(self, epoch: int, history: History) -> bool:
         self.history = history
-        seconds = history.seconds[-1]
-        speed = self.n_train / max(seconds, 1e-9)
-        cost, val_cost, accuracy = (history.train_cost[-1], history.val_cost[-1],
-                                    history.val_accuracy[-1])
+        accuracy = history.val_accuracy[-1]
         if self.bar is not None:
-            self.bar.set_postfix_str(f"train cost {cost:.4f}, {self.label} accuracy "
-                                     f"{accuracy:.4f}, {speed:,.0f} samples/s", refresh=False)
+            self.bar.set_postfix_str(epoch_postfix(history, self.n_train, self.label),
+                                     refresh=False)
             self.bar.update(1)
         elif self.lines:
-            print(f"epoch {epoch}/{self.epochs}  train cost {cost:.4f}  {self.label} cost "
-                  f"{val_cost:.4f}  {self.label} accuracy {accuracy:.4f}  {seconds:.2f} s  "
-                  f"({speed:,.0f} samples/s)", flush=True)
+            print(epoch_line(history, epoch, self.epochs, self.n_train, self.label), flush=True)
         if self.patience is None:
             return False
         if accuracy > self.best[0]:
             self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
         self.stopped = epoch - self.best[1] >= self.patience
         return self.stopped
+
+    def warn(self, message, category, filename, lineno, file=None, line=None) -> None:
+        """``warnings.showwarning`` during training: one line on stderr, below the bar."""
+        text = f"bpcore: warning: {_one_line(str(message))}"
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+        if issubclass(category, ConvergenceWarning):
+            self.no_progress = True
 
     @property
     def epochs_done(self) -> int:
@@ -367,7 +393,7 @@ def _train(args: argparse.Namespace) -> int:
     net = Network(args.sizes, activations=names[0] if len(names) == 1 else names,
                   cost=args.cost, dtype=args.dtype, init=args.init, seed=args.seed,
                   num_threads=args.threads)
-    plot = _plot_module() if args.plot else None
+    plot = _plot_module(args.plot) if args.plot else None
 
     (X, y), (X_test, y_test), source = _load_data(args.data)
     if args.validation_split is None:
@@ -386,13 +412,19 @@ def _train(args: argparse.Namespace) -> int:
     progress = _Progress(net, args.epochs, len(X), label, args.quiet, args.early_stopping)
     interrupted = False
     try:
-        net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
-                momentum=args.momentum, validation_data=(X_val, y_val), callback=progress,
-                record_grad_norms=plot is not None)
+        with warnings.catch_warnings():
+            warnings.showwarning = progress.warn
+            net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
+                    momentum=args.momentum, validation_data=(X_val, y_val), callback=progress,
+                    record_grad_norms=plot is not None)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         progress.close()
+    if interrupted and progress.epochs_done == 0:
+        print("bpcore: interrupted before the first epoch completed; nothing saved",
+              file=sys.stderr, flush=True)
+        return 130
 
     stopped = progress.stopped
     if stopped:
@@ -417,6 +449,10 @@ def _train(args: argparse.Namespace) -> int:
     if not args.quiet:
         for line in saved:
             print(line)
+    if args.strict and progress.no_progress:
+        print("bpcore: error: --strict: training made no progress (see the warning above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -448,16 +484,19 @@ def _read_examples(path: str, n_inputs: int) -> np.ndarray:
     try:
         if suffix == ".npy":
             with open(path, "rb") as file:  # np.load would leak its own on a broken zip
+                # np.load takes anything else for a pickle, and advises allow_pickle=True
+                if file.read(6) not in (b"", b"\x93NUMPY"):  # empty: np.load says so
+                    raise ValueError("it does not start with the .npy header")
+                file.seek(0)
                 X = np.load(file, allow_pickle=False)
-                if isinstance(X, np.lib.npyio.NpzFile):  # np.load reads any zip as .npz
-                    X.close()
-                    raise ValueError("it is an .npz archive, not one array")
         else:
             with warnings.catch_warnings():  # an empty file is reported below
                 warnings.simplefilter("ignore", UserWarning)
                 X = np.loadtxt(path, delimiter=",", ndmin=2)
-    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a {suffix} file of numbers ({exc})") from None
+    except (ValueError, EOFError) as exc:
+        why = ("it holds Python objects (an object array)" if "pickle" in str(exc).lower()
+               else exc)
+        raise ValueError(f"{path}: not a {suffix} file of numbers ({why})") from None
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{path}: expected numbers, got an array of dtype {X.dtype}")
     if X.ndim == 1 and X.size == n_inputs:
@@ -592,7 +631,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     _check_output_path("--plot", args.plot)
-    plot = _plot_module() if args.plot else None
+    plot = _plot_module(args.plot) if args.plot else None
 
     print(f"bpcore {info['version']}: OpenMP {'on' if info['openmp'] else 'off'}, compile args "
           f"{info['compile_args']}; {args.samples:,} synthetic examples per epoch, median of "
@@ -604,8 +643,10 @@ def _bench(args: argparse.Namespace) -> int:
         for t in threads:
             net = Network(config.sizes, config.activations, config.cost, config.dtype, seed=0,
                           num_threads=t)
-            seconds = net.fit(X, Y, 1 + _TIMED_EPOCHS, config.batch_size, config.lr,
-                              shuffle=False).seconds[1:]
+            with warnings.catch_warnings():  # timing, not learning: 4 epochs teach little
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                seconds = net.fit(X, Y, 1 + _TIMED_EPOCHS, config.batch_size, config.lr,
+                                  shuffle=False).seconds[1:]
             speed = args.samples / statistics.median(seconds)
             rows.append({"config": config.name, "implementation": "bpcore",
                          "threads": net.num_threads, "samples_per_s": speed})
@@ -632,7 +673,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors (running out of memory too) print one line ``bpcore: error: <message>``
     to stderr and give 2; a training run that diverges, or a gradient check that
-    fails, gives 1; one interrupted by Ctrl-C 130.  With ``--debug`` errors
+    fails, gives 1, as does ``train --strict`` that made no progress; one
+    interrupted by Ctrl-C 130.  With ``--debug`` errors
     propagate, with their traceback.
     """
     parser = _build_parser()
