@@ -15,43 +15,14 @@ may supply scratch buffers that ``fit`` hands to every ``_train_epoch`` of the c
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced NaN or infinite parameters (usually: the learning rate is too large)."""
-
-
-class ResultOverflowError(ValueError):
-    """Finite inputs whose output, cost or gradient overflowed: too large for the network."""
-
-
-@dataclass
-class History:
-    """Per-epoch record of a ``fit``: one entry per epoch in each list.
-
-    ``train_cost`` is the mean cost of the training examples as they were met
-    during the epoch (each computed just before its mini-batch's step), the
-    running figure other libraries report; it excludes the L2 term.
-    ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
-    without ``validation_data``.  ``seconds`` is the time spent training, the
-    validation pass excluded.
-    """
-
-    train_cost: list[float] = field(default_factory=list)
-    val_cost: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-
-    @property
-    def epochs(self) -> int:
-        return len(self.train_cost)
+from .exceptions import DivergenceError, ResultOverflowError
+from .history import History
 
 
 class BaseNetwork:
