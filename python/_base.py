@@ -4,13 +4,16 @@ A subclass supplies the math, in four methods:
 
 * ``_forward(X) -> a^L`` for every row of X;
 * ``_example_costs(X, Y) -> C_x`` for every row;
-* ``_gradient(X, Y) -> (nabla_b, nabla_w)`` of the mean cost over the rows;
-* ``_train_epoch(X, Y, order, batch_size, lr, decay, momentum, workspace) -> C_x``
-  in visiting order, after one epoch of SGD steps in place;
+* ``_gradient(X, Y, w) -> (nabla_b, nabla_w)`` of the (w-weighted, w None: plain)
+  mean cost over the rows;
+* ``_train_epoch(X, Y, order, batch_size, optimizer, factors, workspace) -> C_x``
+  in visiting order, after one epoch of optimizer steps in place (``factors``:
+  each example's w_x / w_mean, or None);
 
-and the arrays that make up its trainable state (``_state_arrays``), which
-``fit`` snapshots to undo an epoch that diverged.  ``_fit_workspace(batch_size)``
-may supply scratch buffers that ``fit`` hands to every ``_train_epoch`` of the call.
+and the arrays that make up its parameters (``_state_arrays``), which ``fit``
+snapshots, with the optimizer's state, to undo an epoch that diverged.
+``_fit_workspace(batch_size)`` may supply scratch buffers that ``fit`` hands to
+every ``_train_epoch`` of the call.
 """
 from __future__ import annotations
 
@@ -21,8 +24,12 @@ import numpy as np
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
+from ._weights import as_sample_weight, fit_weights, step_factors
+from ._checkpoint import Checkpointer
 from .exceptions import DivergenceError, ResultOverflowError
 from .history import History
+from .optim import for_fit
+from .schedules import check_schedule
 
 
 class BaseNetwork:
@@ -106,8 +113,11 @@ class BaseNetwork:
 
     predict = feedforward
 
-    def cost(self, X, Y) -> float:
+    def cost(self, X, Y, sample_weight=None) -> float:
         """C = mean over the rows x of X of C_x (see the ``cost`` names in the README).
+
+        With ``sample_weight`` w (one weight >= 0 per row), the weighted mean
+        sum_x w_x C_x / sum_x w_x.
 
         ``quadratic``: C_x = 1/2 ||a - y||^2; ``squared_error``: C_x = ||a - y||^2;
         ``cross_entropy``: C_x = -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)];
@@ -116,16 +126,21 @@ class BaseNetwork:
         Raises ``ValueError`` if the cost overflows (X or Y too large).
         """
         X, Y = self._inputs_and_targets(X, Y)
-        return float(np.mean(self._finite_costs(X, Y)))
+        w = as_sample_weight(sample_weight, X.shape[0])
+        costs = self._finite_costs(X, Y)
+        return float(np.mean(costs) if w is None else np.sum(w * costs) / np.sum(w))
 
-    def evaluate(self, X, labels) -> float:
+    def evaluate(self, X, labels, sample_weight=None) -> float:
         """Fraction of rows whose predicted class equals the label.
 
         The predicted class is the argmax of a^L, or ``a^L >= 0.5`` for a single output.
+        With ``sample_weight`` w, the weighted fraction sum_x w_x [correct_x] / sum_x w_x.
         """
         X, _ = as_inputs(X, self._arch)
         labels = as_labels(labels, X.shape[0], self.sizes[-1])
-        return float(np.mean(self._classify(self._finite_output(X)) == labels))
+        w = as_sample_weight(sample_weight, X.shape[0])
+        correct = self._classify(self._finite_output(X)) == labels
+        return float(np.mean(correct) if w is None else np.sum(w * correct) / np.sum(w))
 
     def _classify(self, out: np.ndarray) -> np.ndarray:
         if out.shape[1] == 1:
@@ -133,102 +148,152 @@ class BaseNetwork:
         return np.argmax(out, axis=1)
 
     # -- learning ----------------------------------------------------------------
-    def backprop(self, X, Y):
+    def backprop(self, X, Y, sample_weight=None):
         """Gradient of the mean cost over the rows of X: ``(nabla_b, nabla_w)``.
 
         Lists with one array per layer l = 1..L, shaped like ``biases`` and
         ``weights``: nabla_b[l-1][j] = dC/db^l_j, nabla_w[l-1][j, k] = dC/dw^l_jk.
+        With ``sample_weight`` w, the gradient of the weighted mean cost
+        sum_x w_x C_x / sum_x w_x (see :meth:`cost`).
         Raises ``ValueError`` if a derivative overflows (X or Y too large).
         """
         X, Y = self._inputs_and_targets(X, Y)
+        w = as_sample_weight(sample_weight, X.shape[0])
         with np.errstate(all="ignore"):
-            nabla_b, nabla_w = self._gradient(X, Y)
+            nabla_b, nabla_w = self._gradient(X, Y, w)
         if not all(np.isfinite(g).all() for g in nabla_b + nabla_w):
             raise self._overflow("the gradient", "X and Y")
         return nabla_b, nabla_w
 
-    def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
-            seed=None, validation_data=None, verbose=False, callback=None) -> History:
-        """Train by mini-batch stochastic gradient descent; return the per-epoch history.
+    def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
+            schedule=None, sample_weight=None, class_weight=None, shuffle=True, seed=None,
+            validation_data=None, verbose=False, callback=None, checkpoint=None,
+            checkpoint_every=1, resume=False) -> History:
+        """Train by mini-batch gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
         mini-batches of ``batch_size`` (the last one may be smaller) and after
-        each mini-batch of m examples steps every weight and bias:
+        each mini-batch of m examples steps every weight and bias.  With ``lr``
+        (stochastic gradient descent, network2.py's):
 
             v <- momentum * v - lr * (dC/dw + (l2 / n) * w);   w <- w + v
 
         where C is the mean cost over the mini-batch and n = len(X) (the L2
         term, network2.py's, applies to weights, not biases).  With
         ``momentum=0`` this is w <- (1 - lr l2 / n) w - lr dC/dw.  Velocities
-        start at zero in every call.
+        start at zero in every call.  With ``optimizer`` instead (a
+        :mod:`bpcore.optim` ``SGD``, ``Adam`` or ``AdamW``; then without ``lr``,
+        ``l2`` and ``momentum``), its rule, and its state carries over from one
+        call to the next: the same optimizer in consecutive calls trains exactly
+        as one longer call.
+
+        ``sample_weight`` (one weight >= 0 per example) and ``class_weight`` (a
+        dict {class: weight}, or ``"balanced"``: n / (n_classes * count(class)))
+        weight the examples: each step uses (1/m) sum_x (w_x / w_mean) dC_x/dw,
+        w_mean the mean weight over the training set (equal weights give the
+        unweighted steps exactly), and ``history.train_cost`` is the weighted mean.
 
         Y is (n, n_L) targets or 1-D integer class labels (one-hot encoded).
         ``validation_data`` is ``(X_val, Y_val)`` of the same kinds.  ``seed``
         fixes the shuffling; without it the network's own generator (from the
         constructor's ``seed``) is used.  If the parameters or the costs become
-        NaN or infinite, the network is restored to its state before that epoch
-        and :class:`DivergenceError` is raised (``ValueError`` instead if the
+        NaN or infinite, the network (and the optimizer) is restored to its state
+        before that epoch and :class:`DivergenceError` is raised (``ValueError`` instead if the
         cost of the data overflows already with the parameters ``fit`` started
         from: the data are too large for the network).  Ctrl-C (``KeyboardInterrupt``)
         stops training within about 50 ms; the network is then restored to its
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
-        returning ``True`` stops training there (early stopping).
+        returning ``True`` stops training there (:class:`bpcore.callbacks.EarlyStopping`
+        is one).
+
+        ``schedule`` (a :mod:`bpcore.schedules` schedule) sets the learning rate
+        of each epoch; ``history.lr`` records the rate of every epoch.
+        ``checkpoint`` (a path) writes, atomically, everything needed to continue
+        after every ``checkpoint_every`` epochs and after the last (see
+        ``bpcore._checkpoint``); with ``resume=True`` a ``fit`` with the same
+        arguments continues from that file if it exists, up to ``epochs`` epochs
+        in all, and ends bitwise where an uninterrupted ``fit`` would have; the
+        history returned covers the whole run.  A checkpoint of another
+        architecture, optimizer or schedule, or a damaged one, raises ``ValueError``.
         """
-        epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
-                                                              momentum)
+        epochs, batch_size, lr_, l2, momentum = check_fit_args(
+            epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
+        lr = None if lr is None else lr_
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
         X, Y = self._inputs_and_targets(X, Y)
+        n = X.shape[0]
+        optimizer = for_fit(lr, optimizer, momentum, l2, n)
+        weights = fit_weights(sample_weight, class_weight, Y)
+        factors = step_factors(weights, self.dtype)
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
-        n = X.shape[0]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
-        self._reset_velocity()
-        history = History()
+        schedule = check_schedule(schedule)
+        saver = None if checkpoint is None else Checkpointer(
+            checkpoint, checkpoint_every, resume, self, {"n_examples": n, "batch_size": batch_size})
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
         # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
         # epoch), where copying into the same buffer takes ~12 ms.
-        before = [np.empty_like(a) for a in self._state_arrays()]
+        self._bind_optimizer(optimizer)
+        done, history = (0, History()) if saver is None else saver.resume(epochs, rng, optimizer,
+                                                                           schedule)
+        if schedule is not None:
+            schedule.start(optimizer.lr)
+        state = self._state_arrays() + optimizer._arrays()
+        before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
-        for epoch in range(1, epochs + 1):
+        for epoch in range(done + 1, epochs + 1):
+            if schedule is not None:
+                optimizer.lr = schedule.lr
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
-            for saved, array in zip(before, self._state_arrays()):
+            for saved, array in zip(before, state):
                 np.copyto(saved, array)
+            steps_before = optimizer._t
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
-                    costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n,
-                                              momentum, workspace)
+                    costs = self._train_epoch(X, Y, order, batch_size, optimizer, factors,
+                                              workspace)
             except KeyboardInterrupt as exc:
-                self._restore(before)
+                self._restore(state, before)
+                optimizer._t = steps_before
                 exc.history = history
                 raise
             seconds = time.perf_counter() - start
             finite = (np.isfinite(costs).all()
-                      and all(np.isfinite(a).all() for a in self._state_arrays()))
+                      and all(np.isfinite(a).all() for a in state))
             if finite and validation is not None:
                 Xv, Yv, labels = validation
                 with np.errstate(all="ignore"):
                     val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
-                self._restore(before)
+                self._restore(state, before)
+                optimizer._t = steps_before
                 if epoch == 1:  # the data may overflow the network fit was given
                     self._refuse_overflowing_data(X, Y, validation)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch}: the parameters or the cost became "
-                    f"NaN or infinite with lr={lr}; the network was restored to its state "
-                    f"before epoch {epoch} (try a smaller lr)")
+                    f"NaN or infinite with lr={optimizer.lr}; the network was restored to its "
+                    f"state before epoch {epoch} (try a smaller lr)")
             history.seconds.append(seconds)
-            history.train_cost.append(float(np.mean(costs)))
+            history.lr.append(optimizer.lr)
+            history.train_cost.append(float(
+                np.mean(costs) if weights is None
+                else np.sum(weights[order] * costs) / np.sum(weights)))
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
             if verbose:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
+            if schedule is not None:
+                schedule.step(history)
+            if saver is not None:
+                saver.after_epoch(epoch, epochs, history, rng, optimizer, schedule)
             if callback is not None and callback(epoch, history) is True:
                 break
         return history
@@ -241,8 +306,9 @@ class BaseNetwork:
             self._finite_costs(Xv, Yv, "validation_data")
             self._finite_output(Xv, "validation_data")
 
-    def _restore(self, saved: list[np.ndarray]) -> None:
-        for array, value in zip(self._state_arrays(), saved):
+    @staticmethod
+    def _restore(arrays: list[np.ndarray], saved: list[np.ndarray]) -> None:
+        for array, value in zip(arrays, saved):
             array[...] = value
 
     @staticmethod
@@ -285,7 +351,8 @@ class BaseNetwork:
     def _state_arrays(self) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def _reset_velocity(self) -> None:
+    def _bind_optimizer(self, optimizer) -> None:
+        """Create (or check) the optimizer's state for this network's parameters."""
         raise NotImplementedError
 
     def _forward(self, X):
@@ -294,10 +361,10 @@ class BaseNetwork:
     def _example_costs(self, X, Y):
         raise NotImplementedError
 
-    def _gradient(self, X, Y):
+    def _gradient(self, X, Y, w=None):
         raise NotImplementedError
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
         raise NotImplementedError
 
     def _fit_workspace(self, batch_size: int):

@@ -280,7 +280,7 @@ class _BPEstimator(BaseEstimator):
         batch_size = min(200, n) if params["batch_size"] == "auto" else params["batch_size"]
         if batch_size > n:
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
-                          "to be clipped", UserWarning, stacklevel=3)
+                          "to be clipped", UserWarning, stacklevel=4)
             batch_size = n
         early = validation is not None
         self._mode = "max" if early else "min"
@@ -332,7 +332,7 @@ class _BPEstimator(BaseEstimator):
         if not incremental and not stopped and self.n_iter_ == params["max_iter"]:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({params['max_iter']}) "
                           "reached and the optimization hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=3)
+                          ConvergenceWarning, stacklevel=4)
 
     def _fit(self, X: np.ndarray, targets: np.ndarray, sample_weight, weights, params: dict,
              n_outputs: int, stratify: np.ndarray | None) -> None:

@@ -221,7 +221,8 @@ def _rewrite(path, change):
     with np.load(path, allow_pickle=False) as archive:
         contents = {k: archive[k] for k in archive.files}
     change(contents)
-    np.savez(path, **contents)
+    with open(path, "wb") as file:  # np.savez would add ".npz" to a path
+        np.savez(file, **contents)
 
 
 @pytest.mark.parametrize("change, match", [
