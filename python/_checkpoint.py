@@ -236,7 +236,7 @@ def load(path, net) -> Checkpoint:
     return Checkpoint(path, meta, contents)
 
 
-# -- the fit loop's side ----------------------------------------------------------------------------
+# -- the fit loop's side ------------------------------------------------------------------------
 class Checkpointer:
     """What ``fit`` does with ``checkpoint=``, ``checkpoint_every=`` and ``resume=``.
 

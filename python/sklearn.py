@@ -263,8 +263,8 @@ class _BPEstimator(BaseEstimator):
         ctx = self._context
         if ctx["epoch"] != history.epochs:
             W2 = sum(float(np.dot(w.ravel(), w.ravel())) for w in self.network_.weights)
-            ctx["loss"] = (history.train_cost[-1] / ctx["scale"]
-                           + 0.5 * ctx["alpha"] * W2 * ctx["n_batches"] / (ctx["n"] * ctx["w_mean"]))
+            penalty = 0.5 * ctx["alpha"] * W2 * ctx["n_batches"] / (ctx["n"] * ctx["w_mean"])
+            ctx["loss"] = history.train_cost[-1] / ctx["scale"] + penalty
             if ctx["validation"] is not None:
                 ctx["score"] = self._validation_score(*ctx["validation"])
             ctx["epoch"] = history.epochs
@@ -502,7 +502,7 @@ _COMMON_ATTRIBUTES = """
 """
 
 class BPClassifier(ClassifierMixin, _BPEstimator):
-    __doc__ = f"""Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by bpcore.
+    __doc__ = f"""Multi-layer perceptron classifier, scikit-learn's ``MLPClassifier`` in bpcore.
 
     The output layer has one neuron per class, also for two classes.
 
@@ -741,7 +741,7 @@ default="log_likelihood"
 
 
 class BPRegressor(RegressorMixin, _BPEstimator):
-    __doc__ = f"""Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, trained by bpcore.
+    __doc__ = f"""Multi-layer perceptron regressor, scikit-learn's ``MLPRegressor`` in bpcore.
 
     The output layer is linear (identity activation), one neuron per target.
     The network is trained on standardised targets,
