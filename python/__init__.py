@@ -21,5 +21,6 @@ from .history import History
 from .network import Network
 from .gradcheck import check_gradients, GradientCheck
 
-__all__ = ["Network", "History", "DivergenceError", "ResultOverflowError", "build_info", "get_num_threads",
-           "set_num_threads", "__version__", "check_gradients", "GradientCheck"]
+__all__ = ["Network", "History", "DivergenceError", "build_info", "get_num_threads",
+           "set_num_threads", "__version__", "check_gradients", "GradientCheck",
+           "ResultOverflowError"]
