@@ -105,6 +105,7 @@ class Network(BaseNetwork):
                  init="scaled_gaussian", seed=None, num_threads=None):
         self._num_threads = check_num_threads(num_threads)
         self._busy = threading.RLock()
+        self._team_memory = None
         super().__init__(sizes, activations, cost, dtype, init, seed)
 
     def _allocate(self, biases, weights):
@@ -283,8 +284,15 @@ class Network(BaseNetwork):
         grads /= total
         return self._views(grads, "b"), self._views(grads, "w")
 
+    def _team_memory_for(self, threads: int) -> np.ndarray:
+        """What the kernels keep of each thread between epochs: its speed estimates and
+        whether it is excluded for holding the others up (bpcore/_sched.h)."""
+        if self._team_memory is None or self._team_memory.shape[0] != threads:
+            self._team_memory = np.zeros((threads, 3))
+        return self._team_memory
+
     def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
-        rows = min(batch_size, X.shape[0])
+        threads = self._threads_for(min(batch_size, X.shape[0]))
         costs = np.empty(X.shape[0])
         state = self._bind_optimizer(optimizer)
         hyper = optimizer._hyper(_kernels)
@@ -292,8 +300,8 @@ class Network(BaseNetwork):
             try:
                 _kernels.train_epoch(self._layout, self._params, self._grads,
                                      state if state.shape[0] else None, hyper, X, Y, order,
-                                     factors, batch_size, *workspace, costs,
-                                     self._threads_for(rows))
+                                     factors, batch_size, *workspace, costs, threads,
+                                     team_memory=self._team_memory_for(threads))
             finally:
                 optimizer._t = hyper.t
         return costs
