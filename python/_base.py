@@ -22,7 +22,6 @@ import difflib
 import functools
 import inspect
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,40 +34,11 @@ from ._interop import InteropMixin
 from ._notebook import HistoryMixin
 from ._progress import EpochReport
 from ._weights import as_sample_weight, fit_weights, step_factors
+from ._checkpoint import Checkpointer
+from .exceptions import DivergenceError, ResultOverflowError
+from .history import History
 from .optim import for_fit
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced NaN or infinite parameters (usually: the learning rate is too large)."""
-
-
-class ResultOverflowError(ValueError):
-    """Finite inputs whose output, cost or gradient overflowed: too large for the network."""
-
-
-@dataclass
-class History(HistoryMixin):
-    """Per-epoch record of a ``fit``: one entry per epoch in each list.
-
-    ``train_cost`` is the mean cost of the training examples as they were met
-    during the epoch (each computed just before its mini-batch's step), the
-    running figure other libraries report; it excludes the L2 term.
-    ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
-    without ``validation_data``.  ``seconds`` is the time spent training, the
-    validation pass excluded.  ``grad_norms`` (with ``fit(record_grad_norms=True)``)
-    holds, per epoch, one number per layer l = 1..L: the mean over the epoch's
-    mini-batches of ||dC/db^l||, the speed at which layer l learns.
-    """
-
-    train_cost: list[float] = field(default_factory=list)
-    val_cost: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    grad_norms: list[list[float]] = field(default_factory=list)
-
-    @property
-    def epochs(self) -> int:
-        return len(self.train_cost)
+from .schedules import check_schedule
 
 
 def _public(method):
@@ -235,8 +205,9 @@ class BaseNetwork(InteropMixin):
 
     @_public
     def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
-            sample_weight=None, class_weight=None, shuffle=True, seed=None,
+            schedule=None, sample_weight=None, class_weight=None, shuffle=True, seed=None,
             validation_data=None, verbose=False, progress=False, callback=None,
+            checkpoint=None, checkpoint_every=1, resume=False,
             record_grad_norms=False) -> History:
         """Train by mini-batch gradient descent; return the per-epoch history.
 
@@ -274,9 +245,19 @@ class BaseNetwork(InteropMixin):
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
-        returning ``True`` stops training there (early stopping).  ``verbose``
-        prints a line per epoch (the format of ``bpcore train``), ``progress``
-        shows a tqdm progress bar (a widget in a notebook).
+        returning ``True`` stops training there (:class:`bpcore.callbacks.EarlyStopping`
+        is one).  ``verbose`` prints a line per epoch (the format of ``bpcore train``),
+        ``progress`` shows a tqdm progress bar (a widget in a notebook).
+
+        ``schedule`` (a :mod:`bpcore.schedules` schedule) sets the learning rate
+        of each epoch; ``history.lr`` records the rate of every epoch.
+        ``checkpoint`` (a path) writes, atomically, everything needed to continue
+        after every ``checkpoint_every`` epochs and after the last (see
+        ``bpcore._checkpoint``); with ``resume=True`` a ``fit`` with the same
+        arguments continues from that file if it exists, up to ``epochs`` epochs
+        in all, and ends bitwise where an uninterrupted ``fit`` would have; the
+        history returned covers the whole run.  A checkpoint of another
+        architecture, optimizer or schedule, or a damaged one, raises ``ValueError``.
         ``record_grad_norms=True`` fills ``history.grad_norms``: per epoch, for each
         layer l, the mean over the mini-batches of ||dC/db^l||, computed inside
         the compiled epoch from the bias gradients it has at hand.
@@ -306,11 +287,17 @@ class BaseNetwork(InteropMixin):
             check_finite("X", X)
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
-        history = History()
+        schedule = check_schedule(schedule)
+        saver = Checkpointer.for_fit(checkpoint, checkpoint_every, resume, self,
+                                     {"n_examples": n, "batch_size": batch_size})
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
         # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
         # epoch), where copying into the same buffer takes ~12 ms.
         self._bind_optimizer(optimizer)
+        done, history = (0, History()) if saver is None else saver.resume(epochs, rng, optimizer,
+                                                                           schedule)
+        if schedule is not None:
+            schedule.start(optimizer.lr)
         state = self._state_arrays() + optimizer._arrays()
         before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
@@ -318,9 +305,12 @@ class BaseNetwork(InteropMixin):
         watch = _diagnostics.ProgressCheck(self, X, Y, epochs, batch_size, optimizer.lr,
                                            momentum)
         report = EpochReport(epochs, n, verbose, progress)
-        for epoch in range(1, epochs + 1):
-            if epoch == 1:
+        first_epoch, ran = done + 1, 0
+        for epoch in range(first_epoch, epochs + 1):
+            if epoch == first_epoch:
                 rng_state = rng.bit_generator.state
+            if schedule is not None:
+                optimizer.lr = schedule.lr
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, state):
@@ -350,7 +340,7 @@ class BaseNetwork(InteropMixin):
                 report.close()
                 self._restore(state, before)
                 optimizer._t = steps_before
-                if epoch == 1:  # X may be non-finite, or overflow the network
+                if epoch == first_epoch:  # X may be non-finite, or overflow the network
                     if proven_by_training and not all_finite(X):
                         rng.bit_generator.state = rng_state  # as if refused up front
                         check_finite("X", X)
@@ -359,7 +349,9 @@ class BaseNetwork(InteropMixin):
                     f"training diverged in epoch {epoch}: the parameters or the cost became "
                     f"NaN or infinite with lr={optimizer.lr}; the network was restored to its "
                     f"state before epoch {epoch} (try a smaller lr)")
+            ran += 1
             history.seconds.append(seconds)
+            history.lr.append(optimizer.lr)
             history.train_cost.append(float(
                 np.mean(costs) if weights is None
                 else np.sum(weights[order] * costs) / np.sum(weights)))
@@ -370,10 +362,14 @@ class BaseNetwork(InteropMixin):
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
             report(epoch, history)
             watch.after_epoch(epoch, history)
+            if schedule is not None:
+                schedule.step(history)
+            if saver is not None:
+                saver.after_epoch(epoch, epochs, history, rng, optimizer, schedule)
             if callback is not None and callback(epoch, history) is True:
                 break
         report.close()
-        if proven_by_training and not history.epochs:  # no epoch ran to prove X finite
+        if proven_by_training and not ran:  # no epoch ran to prove X finite
             check_finite("X", X)
         return history
 

@@ -21,6 +21,7 @@ from . import ConvergenceWarning, DivergenceError, History, Network, __version__
 from ._progress import epoch_line, epoch_postfix
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
 from ._checks import check_fit_args
+from .callbacks import EarlyStopping
 from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
 
 _DATA_HELP = ("the data: 'subset' (the first MNIST images, shipped with bpcore), 'mnist' or "
@@ -294,18 +295,16 @@ class _Progress:
     """The fit callback: reports each epoch, and stops early when asked to.
 
     Reports with a tqdm bar (unit: epochs) when stdout is a terminal, else one
-    line per epoch.  With ``patience``, it remembers the parameters of the
-    epoch with the best validation accuracy and returns True (which stops
-    ``fit``) once ``patience`` epochs have passed without improvement.
+    line per epoch.  With ``patience``, a :class:`bpcore.callbacks.EarlyStopping`
+    on the validation accuracy stops ``fit`` once ``patience`` epochs have passed
+    without improvement, and puts back the parameters of the best epoch.
     """
 
     def __init__(self, net: Network, epochs: int, n_train: int, label: str, quiet: bool,
                  patience: int | None):
         self.net, self.epochs, self.n_train, self.label = net, epochs, n_train, label
-        self.patience = patience
         self.history = History()  # until fit hands over its own, live one
-        self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
-        self.stopped = False
+        self.early = None if patience is None else EarlyStopping(net, patience)
         self.no_progress = False  # a ConvergenceWarning was shown
         self.bar = None
         self.lines = not quiet
@@ -323,12 +322,12 @@ class _Progress:
             self.bar.update(1)
         elif self.lines:
             print(epoch_line(history, epoch, self.epochs, self.n_train, self.label), flush=True)
-        if self.patience is None:
-            return False
-        if accuracy > self.best[0]:
-            self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
-        self.stopped = epoch - self.best[1] >= self.patience
-        return self.stopped
+        return self.early is not None and self.early(epoch, history)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping ended training (and restored the best epoch)."""
+        return self.early is not None and self.early.stopped_epoch is not None
 
     def warn(self, message, category, filename, lineno, file=None, line=None) -> None:
         """``warnings.showwarning`` during training: one line on stderr, below the bar."""
@@ -344,12 +343,6 @@ class _Progress:
     def epochs_done(self) -> int:
         """Epochs trained so far (also one whose report an interruption cut short)."""
         return len(self.history.train_cost)
-
-    def restore_best(self) -> None:
-        """Put the parameters of the best epoch back into the network."""
-        params = self.best[2]
-        L = self.net.n_layers
-        self.net.weights, self.net.biases = params[:L], params[L:]
 
     def close(self) -> None:
         if self.bar is not None:
@@ -427,8 +420,6 @@ def _train(args: argparse.Namespace) -> int:
         return 130
 
     stopped = progress.stopped
-    if stopped:
-        progress.restore_best()
     saved = []
     if args.save:
         net.save(args.save)
@@ -441,10 +432,9 @@ def _train(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         return 130
     if stopped and not args.quiet:
-        accuracy, best_epoch, _ = progress.best
         print(f"early stopping after epoch {progress.epochs_done}: validation accuracy has not "
-              f"improved for {args.early_stopping} epoch(s); keeping epoch {best_epoch} "
-              f"(validation accuracy {accuracy:.4f})")
+              f"improved for {args.early_stopping} epoch(s); keeping epoch "
+              f"{progress.early.best_epoch} (validation accuracy {progress.early.best:.4f})")
     print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
     if not args.quiet:
         for line in saved:
