@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import distributed as _distributed
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
@@ -177,7 +178,8 @@ class BaseNetwork:
         return nabla_b, nabla_w
 
     def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
-            seed=None, validation_data=None, verbose=False, callback=None) -> History:
+            seed=None, validation_data=None, verbose=False, callback=None,
+            comm=None) -> History:
         """Train by mini-batch stochastic gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
@@ -204,7 +206,18 @@ class BaseNetwork:
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
         returning ``True`` stops training there (early stopping).
+
+        ``comm``, an mpi4py communicator (``MPI.COMM_WORLD``; needs ``bpcore[mpi]``),
+        trains data-parallel over its ranks: every rank calls ``fit`` with the same
+        data and arguments, each computes the gradient of its part of every
+        mini-batch, and all end with bitwise identical networks (rank 0's starting
+        parameters and shuffling); only rank 0 prints.  See :mod:`bpcore.distributed`.
         """
+        settings = {k: v for k, v in locals().items()
+                    if k not in ("self", "X", "Y", "validation_data", "comm")}
+        if comm is not None and not isinstance(comm, _distributed.Group):
+            raise TypeError(f"comm: {type(self).__name__} trains in one process; "
+                            "bpcore.Network trains over MPI")
         epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
                                                               momentum)
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
@@ -222,6 +235,10 @@ class BaseNetwork:
         # epoch), where copying into the same buffer takes ~12 ms.
         before = [np.empty_like(a) for a in self._state_arrays()]
         workspace = self._fit_workspace(batch_size)
+        train_epoch = self._train_epoch
+        if comm is not None:  # the ranks check their setups; rank 0's parameters, shuffling
+            comm.agree(rng, {"X": X, "Y": Y, "validation_data": validation}, settings)
+            train_epoch, verbose = comm.train_epoch, verbose and comm.rank == 0
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
@@ -229,8 +246,8 @@ class BaseNetwork:
                 np.copyto(saved, array)
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
-                    costs = self._train_epoch(X, Y, order, batch_size, lr, l2 / n,
-                                              momentum, workspace)
+                    costs = train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum,
+                                        workspace)
             except KeyboardInterrupt as exc:
                 self._restore(before)
                 exc.history = history
@@ -258,7 +275,10 @@ class BaseNetwork:
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
             if verbose:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
-            if callback is not None and callback(epoch, history) is True:
+            stop = callback is not None and callback(epoch, history) is True
+            if comm is not None:
+                stop = comm.any(stop)  # one rank's callback stops them all
+            if stop:
                 break
         return history
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import distributed as _distributed
 from ._dispatch import kernels as _kernels
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
@@ -218,6 +219,9 @@ class Network(BaseNetwork):
 
     def fit(self, X, Y, epochs, batch_size, lr, **options) -> History:
         with self._exclusive():
+            if options.get("comm") is not None:  # over MPI: bpcore.distributed
+                return _distributed.fit(super().fit, self, X, Y, epochs, batch_size, lr,
+                                        **options)
             return super().fit(X, Y, epochs, batch_size, lr, **options)
 
     fit.__doc__ = BaseNetwork.fit.__doc__
@@ -254,6 +258,29 @@ class Network(BaseNetwork):
                            0.0, 0.0, 0.0, self._scratch(n), self._scratch(n), self._scratch(n),
                            None, self._threads_for(n), update=False)
         return self._views(grads, "b"), self._views(grads, "w")
+
+    # -- TEMPORARY (branch mpi): the seams of bpcore.distributed on today's kernels, until
+    # -- optim's ``gradient``/``apply_update`` entries land; removed then.
+    def _gradient_sum(self, X, Y, sample_weight=None, costs=None, workspace=None):
+        assert sample_weight is None, "temporary seam: no sample weights"
+        n = X.shape[0]
+        Z, A, D = workspace if workspace is not None else (self._scratch(n) for _ in range(3))
+        with self._exclusive():
+            _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y, None,
+                           n, 0.0, 0.0, 0.0, Z, A, D, costs, self._threads_for(n), update=False)
+        self._grads *= n  # the kernel gives the mean; temporary, not exact
+        return self._grads
+
+    def _apply_update(self, flat_grad_sum, scale, optimizer):
+        lr, decay, momentum = optimizer  # temporary: today's SGD hyper-parameters
+        g, p, v = flat_grad_sum, self._params, self._velocity
+        for views, d in ((zip(self._views(g, "w"), self._weights, self._views(v, "w")), decay),
+                         (zip(self._views(g, "b"), self._biases, self._views(v, "b")), 0.0)):
+            for gl, pl, vl in views:
+                vl *= momentum
+                vl -= lr * scale * gl + lr * d * pl
+                pl += vl
+    # -- end TEMPORARY
 
     def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
         rows = min(batch_size, X.shape[0])
