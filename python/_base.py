@@ -276,8 +276,8 @@ class BaseNetwork:
             if verbose:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
             stop = callback is not None and callback(epoch, history) is True
-            if comm is not None:
-                stop = comm.any(stop)  # one rank's callback stops them all
+            if comm is not None:  # one rank's callback stops them all; so does a Ctrl-C
+                stop = comm.end_epoch(stop, history)
             if stop:
                 break
         return history

@@ -143,7 +143,8 @@ def _sigint_as_flag():
     """Within the block, Ctrl-C sets ``flag["hit"]`` instead of raising KeyboardInterrupt.
 
     Only where Python delivers SIGINT (the main thread) and only over its
-    default handler; a handler of the user's is left alone.
+    default handler; a handler of the user's is left alone.  A second Ctrl-C
+    raises at once (a way out of a job that hangs for another reason).
     """
     flag = {"hit": False}
     if (threading.current_thread() is not threading.main_thread()
@@ -152,6 +153,8 @@ def _sigint_as_flag():
         return
 
     def record(signum, frame):
+        if flag["hit"]:
+            raise KeyboardInterrupt
         flag["hit"] = True
 
     previous = signal.signal(signal.SIGINT, record)
@@ -197,7 +200,9 @@ class Group:
         self.comm, self.MPI, self.net = comm, MPI, net
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.agreed = False
+        self.sigint = {"hit": False}  # set by fit() for its duration (see _sigint_as_flag)
         self._buffers = None
+        self._flags = np.zeros(2, dtype=np.int32)
 
     @classmethod
     def join(cls, comm, net) -> "Group | None":
@@ -255,9 +260,22 @@ class Group:
         return self.MPI.DOUBLE if self.net.dtype == np.float64 else self.MPI.FLOAT
 
     # -- training -------------------------------------------------------------------
-    def any(self, flag: bool) -> bool:
-        """True on every rank if ``flag`` is true on any (e.g. a callback's stop)."""
-        return bool(self.comm.allreduce(int(bool(flag)), op=self.MPI.MAX))
+    def end_epoch(self, stop: bool, history) -> bool:
+        """Whether to stop: True on every rank if ``stop`` (a callback's) is on any.
+
+        A Ctrl-C that arrived since the epoch's last step (during validation, say)
+        raises KeyboardInterrupt here on every rank, with ``history`` attached, as
+        ``fit`` does for one during an epoch (this epoch is complete: nothing to undo).
+        """
+        flags = self._flags
+        flags[0] = self.rank + 1 if self.sigint["hit"] else 0
+        flags[1] = 1 if stop else 0
+        self.comm.Allreduce(self.MPI.IN_PLACE, [flags, self.MPI.INT], op=self.MPI.MAX)
+        if flags[0]:
+            exc = KeyboardInterrupt(f"interrupted on rank {flags[0] - 1}")
+            exc.history = history
+            raise exc
+        return bool(flags[1])
 
     def _buffers_for(self, X, Y, rows: int):
         from .network import _aligned
@@ -268,15 +286,15 @@ class Group:
                 "Y": _aligned((rows, Y.shape[1]), net.dtype),
                 "costs": np.zeros(X.shape[0]),
                 "zeros": _aligned(net._layout.n_params, net.dtype),
-                "flags": np.zeros(2, dtype=np.int32),
                 "reduce": _Reducer(self.comm, self.MPI, net._layout.n_params, net.dtype,
                                    _aligned),
             }
         return b
 
-    def _stop_if_any(self, flags, failure, interrupted) -> None:
+    def _stop_if_any(self, failure) -> None:
         """The per-step flags: raise on every rank if any rank failed or saw Ctrl-C."""
-        flags[0] = self.rank + 1 if interrupted else 0
+        flags = self._flags
+        flags[0] = self.rank + 1 if self.sigint["hit"] else 0
         flags[1] = self.rank + 1 if failure is not None else 0
         self.comm.Allreduce(self.MPI.IN_PLACE, [flags, self.MPI.INT], op=self.MPI.MAX)
         if failure is not None:
@@ -295,31 +313,30 @@ class Group:
         """One epoch of data-parallel steps; the costs of all examples in visiting order."""
         net, P, r, n = self.net, self.size, self.rank, X.shape[0]
         b = self._buffers_for(X, Y, -(-min(batch_size, n) // P))
-        costs, flags, reduce = b["costs"], b["flags"], b["reduce"]
+        costs, reduce = b["costs"], b["reduce"]
         costs[...] = 0
-        with _sigint_as_flag() as sigint:
-            for start in range(0, n, batch_size):
-                m = min(batch_size, n - start)
-                lo, hi = _part(m, P, r)
-                k, failure = hi - lo, None
-                try:
-                    if k:
-                        rows = order[start + lo:start + hi]
-                        np.take(X, rows, axis=0, out=b["X"][:k], mode="clip")
-                        np.take(Y, rows, axis=0, out=b["Y"][:k], mode="clip")
-                        grads = net._gradient_sum(b["X"][:k], b["Y"][:k], None,
-                                                  costs=costs[start + lo:start + hi],
-                                                  workspace=workspace)
-                    else:  # fewer examples than ranks in this mini-batch
-                        grads = b["zeros"]
-                        grads[...] = 0
-                except KeyboardInterrupt:  # raised only where SIGINT is not a flag
-                    sigint["hit"] = True
-                except Exception as exc:
-                    failure = exc
-                self._stop_if_any(flags, failure, sigint["hit"])
-                reduce(grads)
-                net._apply_update(grads, 1.0 / m, optimizer)
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            lo, hi = _part(m, P, r)
+            k, failure = hi - lo, None
+            try:
+                if k:
+                    rows = order[start + lo:start + hi]
+                    np.take(X, rows, axis=0, out=b["X"][:k], mode="clip")
+                    np.take(Y, rows, axis=0, out=b["Y"][:k], mode="clip")
+                    grads = net._gradient_sum(b["X"][:k], b["Y"][:k], None,
+                                              costs=costs[start + lo:start + hi],
+                                              workspace=workspace)
+                else:  # fewer examples than ranks in this mini-batch
+                    grads = b["zeros"]
+                    grads[...] = 0
+            except KeyboardInterrupt:  # raised only where SIGINT is not a flag
+                self.sigint["hit"] = True
+            except Exception as exc:
+                failure = exc
+            self._stop_if_any(failure)
+            reduce(grads)
+            net._apply_update(grads, 1.0 / m, optimizer)
         # Each position's cost was written by exactly one rank, the others hold +0.0, so
         # the sum is exact whatever order MPI adds in.
         self.comm.Allreduce(self.MPI.IN_PLACE, costs, op=self.MPI.SUM)
@@ -336,11 +353,17 @@ def fit(base_fit, net, *args, comm, **options):
     if group is None:
         return base_fit(*args, comm=None, **options)
     try:
-        return base_fit(*args, comm=group, **options)
+        with _sigint_as_flag() as group.sigint:
+            history = base_fit(*args, comm=group, **options)
     except BaseException as exc:
         if not group.agreed:
             group.refuse(exc)
         raise
+    if group.sigint["hit"]:  # after the ranks' last exchange: this rank's alone
+        exc = KeyboardInterrupt()
+        exc.history = history
+        raise exc
+    return history
 
 
 __all__ = ["DistributedError"]

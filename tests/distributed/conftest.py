@@ -8,8 +8,16 @@ gathering it, and asserts the same thing on every rank.
 """
 from __future__ import annotations
 
+import faulthandler
+import sys
+
 import pytest
 from mpi4py import MPI
+
+
+#: Seconds a test may take before its rank prints where it is stuck and exits (which
+#: ends the job): a deadlock shows its place instead of only the launcher's timeout.
+STUCK_SECONDS = 120
 
 
 @pytest.fixture
@@ -20,5 +28,7 @@ def comm():
     if world.Get_size() < 2:
         pytest.fail("tests/distributed runs under an MPI launcher with at least 2 ranks: "
                     "mpiexec -n 2 python -m pytest tests/distributed")
+    faulthandler.dump_traceback_later(STUCK_SECONDS, exit=True, file=sys.__stderr__)
     yield world
     world.Barrier()
+    faulthandler.cancel_dump_traceback_later()

@@ -269,6 +269,22 @@ def test_ctrl_c_on_one_rank_stops_every_rank_after_the_last_epoch(comm):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_between_epochs_on_one_rank_stops_every_rank_after_that_epoch(comm):
+    X, Y = data([4, 6, 2], "quadratic", 40)
+    net = make([4, 6, 2], ["tanh", "sigmoid"], "quadratic")
+
+    def callback(epoch, history):  # after the epoch, as validation is
+        if comm.Get_rank() == 1 and epoch == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt, match="interrupted on rank 1") as caught:
+        net.fit(X, Y, 50, 10, 0.3, seed=3, comm=comm, callback=callback)
+    assert caught.value.history.epochs == 2
+    again = make([4, 6, 2], ["tanh", "sigmoid"], "quadratic")
+    again.fit(X, Y, 2, 10, 0.3, seed=3, comm=comm)
+    assert flat_params(net).tobytes() == flat_params(again).tobytes()
+
+
 def test_an_error_on_one_rank_during_training_stops_every_rank(comm):
     X, Y = data([4, 6, 2], "quadratic", 40)
     net = make([4, 6, 2], ["tanh", "sigmoid"], "quadratic")
