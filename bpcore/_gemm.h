@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "_optim.h"
+
 #if defined(__AVX512F__)
 #define BP_VBYTES 64
 #define BP_DOT_MR 4
@@ -101,26 +103,6 @@ static inline int bp_cpu_level(void) {
 #endif
 }
 
-/* An SGD step fused into the end of a gradient sum (bp_bcast_sgd_*): for the sum g
- * of m examples' gradients of parameter p,  v = mu v - (step g + lr_decay p),
- * p += v  (without momentum: p -= step g + lr_decay p), step = lr / m. */
-#define BP_DEFINE_SGD(T, SUF)                                                           \
-typedef struct {                                                                        \
-    T step, lr_decay, mu;                                                               \
-    int momentum;                                                                       \
-    T *p, *v;                                                                           \
-} bp_sgd_##SUF;                                                                         \
-static inline void bp_sgd_step_##SUF(const bp_sgd_##SUF *u, ptrdiff_t o, T g) {         \
-    if (u->momentum) {                                                                  \
-        u->v[o] = u->mu * u->v[o] - (u->step * g + u->lr_decay * u->p[o]);              \
-        u->p[o] += u->v[o];                                                             \
-    } else {                                                                            \
-        u->p[o] -= u->step * g + u->lr_decay * u->p[o];                                 \
-    }                                                                                   \
-}
-BP_DEFINE_SGD(float, f)
-BP_DEFINE_SGD(double, d)
-
 #if defined(__GNUC__) || defined(__clang__)
 #define BP_UNROLL _Pragma("GCC unroll 16")
 #define BP_INLINE inline __attribute__((always_inline))
@@ -173,6 +155,7 @@ static inline bp_v##SUF bp_load_##SUF(const T *p) {                             
     bp_v##SUF v; memcpy(&v, p, sizeof v); return v;                                     \
 }                                                                                       \
 static inline void bp_store_##SUF(T *p, bp_v##SUF v) { memcpy(p, &v, sizeof v); }       \
+BP_DEFINE_OPT_VECTOR(T, SUF)  /* the update rules' vector form (_optim.h) */             \
                                                                                         \
 /* One mr x NR tile of C = A W^T over k0 <= k < k1 (mr <= MR, a constant after       \
    inlining); columns beyond n repeat the last valid one.  The first block (k0 = 0)  \
@@ -242,8 +225,8 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
    offsets bcol[] (B itself, or the panel packed contiguously: the same values); for \
    s0 > 0 the sums so far are read back from C (exactly: the same                    \
    partial sums, so blocking over s leaves the result unchanged).  With u and the    \
-   last block of s, the sums are not stored but applied as an SGD step to the        \
-   parameters at the same place (bp_sgd_step); at[c] is where vector c would start   \
+   last block of s, the sums are not stored but applied as an optimizer step to the  \
+   parameters at the same place (bp_opt_*step, _optim.h); at[c] is where vector c would start \
    without the edge overlap, and only its columns from at[c] on are stepped, so no   \
    parameter is stepped twice. */                                                     \
 static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,           \
@@ -251,7 +234,7 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
                                           ptrdiff_t ass, const T *Bp, ptrdiff_t bld,    \
                                           const ptrdiff_t *bcol,                        \
                                           const ptrdiff_t *col, const ptrdiff_t *at,    \
-                                          T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) { \
+                                          T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) { \
     const T *ar[BP_BC_MR];                                                              \
     bp_v##SUF acc[BP_BC_MR][BP_BC_NR];                                                  \
     BP_UNROLL for (int r = 0; r < mr; r++) ar[r] = a + (r0 + r) * ars;                  \
@@ -277,28 +260,20 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
             ptrdiff_t o = (r0 + r) * ldc + col[c];                                      \
             if (at[c] == col[c]) {                                                      \
-                bp_v##SUF p = bp_load_##SUF(u->p + o), g = acc[r][c];                   \
-                if (u->momentum) {                                                      \
-                    bp_v##SUF v = u->mu * bp_load_##SUF(u->v + o)                       \
-                                  - (u->step * g + u->lr_decay * p);                    \
-                    bp_store_##SUF(u->v + o, v);                                        \
-                    bp_store_##SUF(u->p + o, p + v);                                    \
-                } else {                                                                \
-                    bp_store_##SUF(u->p + o, p - (u->step * g + u->lr_decay * p));      \
-                }                                                                       \
+                bp_opt_vstep_##SUF(u, o, acc[r][c]);                                    \
             } else {  /* overlapping edge vector: its columns from at[c] on */          \
                 for (ptrdiff_t l = at[c] - col[c]; l < BP_W##SUF; l++)                  \
-                    bp_sgd_step_##SUF(u, o + l, acc[r][c][l]);                          \
+                    bp_opt_step_##SUF(u, o + l, acc[r][c][l]);                          \
             }                                                                           \
         }                                                                               \
 }                                                                                       \
                                                                                         \
 /* C[r][n] = sum_{s<S} a[r*ars + s*ass] B[s*ldb + n] for r < R, n < N; with u, those   \
-   sums are applied as an SGD step to u->p (and u->v), laid out like C, instead of    \
+   sums are applied as an optimizer step to u->p (and its state), laid out like C, instead of \
    being stored (C then only holds partial sums when S spans several blocks). */     \
 static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,        \
                                ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb, \
-                               T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) {            \
+                               T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {            \
     const ptrdiff_t step = BP_W##SUF * BP_BC_NR;                                         \
     T pack[BP_BC_SC * BP_BC_NR * BP_W##SUF] __attribute__((aligned(64)));               \
     const ptrdiff_t ldb_bytes = ldb * (ptrdiff_t)sizeof(T);                             \
@@ -309,7 +284,7 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
                 T s_ = 0;                                                               \
                 for (ptrdiff_t s = 0; s < S; s++) s_ += a[r * ars + s * ass] * B[s * ldb + n]; \
                 if (u == NULL) C[r * ldc + n] = s_;                                     \
-                else bp_sgd_step_##SUF(u, r * ldc + n, s_);                             \
+                else bp_opt_step_##SUF(u, r * ldc + n, s_);                             \
             }                                                                           \
         return;                                                                         \
     }                                                                                   \
@@ -327,7 +302,7 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
             }                                                                           \
             for (ptrdiff_t s0 = 0; s0 < S || s0 == 0; s0 += BP_BC_SC) {                 \
                 ptrdiff_t s1 = s0 + BP_BC_SC < S ? s0 + BP_BC_SC : S;                   \
-                const bp_sgd_##SUF *last = s1 == S ? u : NULL;                          \
+                const bp_opt_##SUF *last = s1 == S ? u : NULL;                          \
                 const T *Bp = B + s0 * ldb;                                             \
                 ptrdiff_t bld = ldb, bcol[BP_BC_NR];                                    \
                 BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bcol[c] = col[c];          \
@@ -361,6 +336,7 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
 #else  /* no vector extensions (MSVC): the same sums as plain loops */
 
 #define BP_DEFINE_GEMM(T, SUF)                                                          \
+BP_DEFINE_OPT_VECTOR(T, SUF)  /* bp_opt_update_SUF (_optim.h) */                         \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     for (ptrdiff_t i = 0; i < m; i++)                                                   \
@@ -382,11 +358,11 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
 }                                                                                       \
 static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,        \
                                ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb, \
-                               T *C, ptrdiff_t ldc, const bp_sgd_##SUF *u) {            \
+                               T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {            \
     bp_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc);                               \
     if (u != NULL)                                                                      \
         for (ptrdiff_t r = 0; r < R; r++)                                               \
-            for (ptrdiff_t n = 0; n < N; n++) bp_sgd_step_##SUF(u, r * ldc + n, C[r * ldc + n]); \
+            for (ptrdiff_t n = 0; n < N; n++) bp_opt_step_##SUF(u, r * ldc + n, C[r * ldc + n]); \
 }
 #endif
 

@@ -1,10 +1,19 @@
 # cython: language_level=3
-"""The compiled core: forward pass, delta propagation, gradients and SGD.
+"""The compiled core: forward pass, delta propagation, gradients and optimizer steps.
+
+Entry points
+    ``train_epoch`` (an epoch of mini-batches, one optimizer step after each),
+    ``gradient`` (the gradient sum of a batch, no update), ``apply_update`` (one
+    optimizer step from a gradient sum: data-parallel training calls these two
+    around an allreduce) and ``forward``.  The update rules are in _optim.h, each
+    written once; ``Hyper`` carries an optimizer's rule, hyperparameters and step
+    count.  ``Rule``, ``Activation`` and ``Cost`` are the codes the Python layer uses.
 
 Parameter layout (one flat buffer per network, genann-style)
     For l = 1..L: W^l (n_l x n_{l-1}, row-major, so W^l[j, k] = w^l_jk) at
-    ``w_off[l]``, then b^l (n_l) at ``b_off[l]``.  Gradients and momentum
-    velocities use the same layout in buffers of the same size.
+    ``w_off[l]``, then b^l (n_l) at ``b_off[l]``.  Gradients and each of the
+    optimizer's state buffers (SGD's velocity, Adam's two moments) use the same
+    layout in buffers of the same size; the state is one (buffers, n_params) array.
 
 Workspace layout
     One row per example of the mini-batch; in it, layer l's n_l units start at
@@ -37,7 +46,7 @@ Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
     2. per-row phase, each layer's rows of W in chunks (``row_chunk``) that the
        threads take in turn from a shared counter, so that a thread the host
        slows down takes fewer: rows j of dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m,
-       summed over the examples in index order, then their SGD update.
+       summed over the examples in index order, then their optimizer step.
     Every number is computed by exactly one thread, in an order that does not
     depend on which thread or how many (see _gemm.h): trained weights are
     bitwise the same for any thread count.
@@ -68,6 +77,45 @@ cdef extern from "Python.h":
     const char* bp_openmp_reason
     const char* bp_compiler
 
+cdef extern from "_optim.h" nogil:
+    ctypedef struct bp_hyper:
+        int rule, nesterov, decoupled
+        double lr, momentum, beta1, beta2, eps, weight_decay
+        long long t
+    int bp_rule_buffers(const bp_hyper* h)
+    ctypedef struct bp_opt_f:
+        pass
+    ctypedef struct bp_opt_d:
+        pass
+    void bp_opt_init_f(bp_opt_f* u, const bp_hyper* h, double lr_sum, double scale, long long t,
+                       int decay, float* p, float* s0, float* s1)
+    void bp_opt_init_d(bp_opt_d* u, const bp_hyper* h, double lr_sum, double scale, long long t,
+                       int decay, double* p, double* s0, double* s1)
+    void bp_opt_update_f(const bp_opt_f* u, const float* g, Py_ssize_t n)
+    void bp_opt_update_d(const bp_opt_d* u, const double* g, Py_ssize_t n)
+
+    # The update rules' codes (bpcore.optim reads them back).
+    cpdef enum Rule "bp_rule":
+        SGD "BP_RULE_SGD"
+        SGD_VELOCITY "BP_RULE_SGD_VELOCITY"
+        ADAM "BP_RULE_ADAM"
+
+# The activation and cost codes, defined in _codes.h; python/_config.py reads the
+# names (in lower case) and their order from these.
+cdef extern from "_codes.h":
+    cpdef enum Activation "bp_activation":
+        IDENTITY
+        SIGMOID
+        TANH
+        RELU
+        LEAKY_RELU
+        SOFTMAX
+    cpdef enum Cost "bp_cost":
+        QUADRATIC
+        SQUARED_ERROR
+        CROSS_ENTROPY
+        LOG_LIKELIHOOD
+
 cdef extern from "_gemm.h" nogil:
     enum: BP_BC_SC
     const char* bp_isa
@@ -80,22 +128,12 @@ cdef extern from "_gemm.h" nogil:
                     Py_ssize_t ass, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc)
     void bp_bcast_d(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const double* a, Py_ssize_t ars,
                     Py_ssize_t ass, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc)
-    ctypedef struct bp_sgd_f:
-        float step, lr_decay, mu
-        int momentum
-        float* p
-        float* v
-    ctypedef struct bp_sgd_d:
-        double step, lr_decay, mu
-        int momentum
-        double* p
-        double* v
     void bp_bcast_sgd_f(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const float* a,
                         Py_ssize_t ars, Py_ssize_t ass, const float* B, Py_ssize_t ldb,
-                        float* C, Py_ssize_t ldc, const bp_sgd_f* u)
+                        float* C, Py_ssize_t ldc, const bp_opt_f* u)
     void bp_bcast_sgd_d(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const double* a,
                         Py_ssize_t ars, Py_ssize_t ass, const double* B, Py_ssize_t ldb,
-                        double* C, Py_ssize_t ldc, const bp_sgd_d* u)
+                        double* C, Py_ssize_t ldc, const bp_opt_d* u)
 
 
 cdef struct LayoutC:
@@ -112,6 +150,7 @@ cdef struct LayoutC:
 cdef struct Data:
     const void* X             # (n, n_0) inputs, row-major, of the network's dtype
     const void* Y             # (n, n_L) targets
+    const void* weights       # per-example factor of delta^L, indexed like X; NULL = 1
     const Py_ssize_t* order   # example used at each position; NULL = 0, 1, 2, ...
     Py_ssize_t n              # examples
     Py_ssize_t batch_size     # m; the last mini-batch may be smaller
@@ -124,11 +163,11 @@ cdef struct Data:
     bint interrupted          # set by thread 0 when a signal handler raised
 
 
-cdef struct Sgd:
-    bint update               # False: only compute the mean gradient into grads
-    double lr                 # eta
-    double decay              # lambda / n, the L2 weight decay per step
-    double momentum           # mu; 0 = plain SGD
+cdef struct Update:
+    const bp_hyper* hyper     # the optimizer; NULL: phase 2 only sums the gradient
+    void* state               # its buffers, bp_rule_buffers(hyper) rows of n_params
+    Py_ssize_t n_params
+    Py_ssize_t steps          # optimizer steps completed in this call
 
 
 #: Where the buffers given to the kernels should start (bytes): a cache line.
@@ -266,11 +305,25 @@ cdef void backward_block(const LayoutC* net, const real* params, const Data* dat
     Row i of the block is the example at position ``first + i``.  As rows of D:
     D^{l-1} = D^l W^l, a register-tiled product per layer.
     """
-    cdef Py_ssize_t L = net.n_layers, l, i, ld = net.units, n_out = net.sizes[L]
+    cdef Py_ssize_t L = net.n_layers, l, i, j, x, ld = net.units, n_out = net.sizes[L]
     cdef const real* Y = <const real*>data.Y
+    cdef const real* weights = <const real*>data.weights
+    cdef real* d
+    cdef real w
     for i in range(rows):
+        x = example_at(data, first + i)
+        d = D + i * ld + net.u_off[L]
         output_delta(net.cost, net.act[L], Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
-                     Y + example_at(data, first + i) * n_out, D + i * ld + net.u_off[L], n_out)
+                     Y + x * n_out, d, n_out)
+        if weights != NULL:
+            # A weighted cost sum_x w_x C_x has the gradient sum_x w_x dC_x/dtheta.  Every
+            # delta^l of example x is linear in its delta^L (delta^l = (W^(l+1))^T
+            # delta^(l+1) (.) sigma'(z^l), sigma' not depending on delta), and its
+            # gradients are delta^l_x and delta^l_x (a^(l-1)_x)^T: scaling delta^L_x by
+            # w_x here scales all of them, so the sums of phase 2 are the weighted sums.
+            w = weights[x]
+            for j in range(n_out):
+                d[j] *= w
     for l in range(L, 1, -1):
         bcast_rows(rows, net.sizes[l - 1], net.sizes[l], D + net.u_off[l], ld, 1,
                    params + net.w_off[l], net.sizes[l - 1], D + net.u_off[l - 1], ld)
@@ -296,10 +349,10 @@ cdef void gradient_sums(const LayoutC* net, const real* A, const real* D, real* 
                         Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
     """Rows j0..j1 of m dC/dW^l = sum_i delta^l_i (a^{l-1}_i)^T and of m dC/db^l = sum_i delta^l_i.
 
-    As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.  The
-    division by m is left to the pass that reads the sums next (``mean_rows``
-    or ``update_rows``), saving a pass over them; ``gradient_step`` fuses the sums
-    of W^l with the SGD step instead.
+    As a product: G[j, k] = sum_i D[i, j] A[i, k], summed over i in order.  These
+    sums are what ``gradient`` returns; an epoch's streaming pass (``update_rows``)
+    scales them by 1/m inside the optimizer step, and ``gradient_step`` fuses the
+    sums of W^l with that step instead.
     """
     cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units
     if j1 <= j0:
@@ -309,77 +362,94 @@ cdef void gradient_sums(const LayoutC* net, const real* A, const real* D, real* 
     bias_sums(net, D, grads, m, l, j0, j1)
 
 
-cdef void mean_rows(const LayoutC* net, real* grads, Py_ssize_t m, Py_ssize_t l,
-                    Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Divide rows j0..j1 of the sums of ``gradient_sums`` by m: dC/dW^l, dC/db^l."""
-    cdef Py_ssize_t n_in = net.sizes[l - 1], k
-    cdef real* gw = grads + net.w_off[l] + j0 * n_in
-    cdef real* gb = grads + net.b_off[l] + j0
-    for k in range((j1 - j0) * n_in):
-        gw[k] /= m
-    for k in range(j1 - j0):
-        gb[k] /= m
-
-
-cdef inline void sgd_update(real* p, real* v, const real* g_sum, Py_ssize_t n, real step,
-                            real lr_decay, real mu, bint momentum) noexcept nogil:
-    """v = mu v - (step g_sum + lr_decay p); p += v (plain SGD: p -= ... without momentum).
-
-    step = lr / m turns the sum of the m examples' gradients into the mean's step,
-    w -> w - (eta/m) sum_x dC_x/dw as the seeds write it; lr_decay = lr * decay.
-    """
-    cdef Py_ssize_t k
-    if momentum:
-        for k in range(n):
-            v[k] = mu * v[k] - (step * g_sum[k] + lr_decay * p[k])
-            p[k] += v[k]
+cdef inline void opt_region(const bp_hyper* hyper, const Update* upd, real* params,
+                            Py_ssize_t offset, double lr_sum, double scale, long long t,
+                            bint decay, bp_opt_f* uf, bp_opt_d* ud) noexcept nogil:
+    """The step constants of step t for the parameters from ``offset`` on (_optim.h)."""
+    cdef real* s0 = NULL
+    cdef real* s1 = NULL
+    cdef int buffers = bp_rule_buffers(hyper)
+    if buffers >= 1:
+        s0 = <real*>upd.state + offset
+    if buffers >= 2:
+        s1 = <real*>upd.state + upd.n_params + offset
+    if real is float:
+        bp_opt_init_f(uf, hyper, lr_sum, scale, t, decay, params + offset, s0, s1)
     else:
-        for k in range(n):
-            p[k] -= step * g_sum[k] + lr_decay * p[k]
+        bp_opt_init_d(ud, hyper, lr_sum, scale, t, decay, params + offset, s0, s1)
+
+
+cdef inline void opt_update(bp_opt_f* uf, bp_opt_d* ud, const real* g, Py_ssize_t n) noexcept nogil:
+    """One optimizer step of the n parameters of a region from their gradient sums g."""
+    if real is float:
+        bp_opt_update_f(uf, g, n)
+    else:
+        bp_opt_update_d(ud, g, n)
+
+
+cdef void update_rows(const LayoutC* net, real* params, const real* grads, const Update* upd,
+                      double lr_sum, double scale, long long t, Py_ssize_t l, Py_ssize_t j0,
+                      Py_ssize_t j1) noexcept nogil:
+    """Optimizer step t of rows j0..j1 of W^l (with weight decay) and of b^l (without),
+    from the gradient sums in ``grads``: a streaming pass over the rows."""
+    cdef Py_ssize_t n_in = net.sizes[l - 1]
+    cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
+    cdef bp_opt_f uf
+    cdef bp_opt_d ud
+    if j1 <= j0:
+        return
+    opt_region(upd.hyper, upd, params, w, lr_sum, scale, t, True, &uf, &ud)
+    opt_update(&uf, &ud, grads + w, (j1 - j0) * n_in)
+    opt_region(upd.hyper, upd, params, b, lr_sum, scale, t, False, &uf, &ud)
+    opt_update(&uf, &ud, grads + b, j1 - j0)
 
 
 cdef void gradient_step(const LayoutC* net, const real* A, const real* D, real* grads,
-                        real* params, real* velocity, const Sgd* sgd, Py_ssize_t m,
-                        Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Rows j0..j1 of W^l and b^l: the gradient sums of ``gradient_sums`` and the SGD
-    step (L2 decay on W only), the step of W fused into the end of its sums, so
+                        real* params, const Update* upd, double lr_sum, double scale,
+                        long long t, Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0,
+                        Py_ssize_t j1) noexcept nogil:
+    """Rows j0..j1 of W^l and b^l: the gradient sums of ``gradient_sums`` and optimizer
+    step t (weight decay on W only), the step of W fused into the end of its sums, so
     that each weight is read and written once (bp_bcast_sgd_*)."""
     cdef Py_ssize_t n_in = net.sizes[l - 1], ld = net.units
     cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
-    cdef bp_sgd_f uf
-    cdef bp_sgd_d ud
-    cdef real step = <real>(sgd.lr / m)
-    cdef bint with_momentum = sgd.momentum != 0
+    cdef bp_opt_f uf
+    cdef bp_opt_d ud
     if j1 <= j0:
         return
+    opt_region(upd.hyper, upd, params, w, lr_sum, scale, t, True, &uf, &ud)
     if real is float:
-        uf.step, uf.lr_decay, uf.mu = step, <float>(sgd.lr * sgd.decay), <float>sgd.momentum
-        uf.momentum, uf.p, uf.v = with_momentum, params + w, velocity + w
         bp_bcast_sgd_f(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1],
                        ld, grads + w, n_in, &uf)
     else:
-        ud.step, ud.lr_decay, ud.mu = step, sgd.lr * sgd.decay, sgd.momentum
-        ud.momentum, ud.p, ud.v = with_momentum, params + w, velocity + w
         bp_bcast_sgd_d(j1 - j0, n_in, m, D + net.u_off[l] + j0, 1, ld, A + net.u_off[l - 1],
                        ld, grads + w, n_in, &ud)
     bias_sums(net, D, grads, m, l, j0, j1)
-    sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
-               with_momentum)
+    opt_region(upd.hyper, upd, params, b, lr_sum, scale, t, False, &uf, &ud)
+    opt_update(&uf, &ud, grads + b, j1 - j0)
 
 
-cdef void update_rows(const LayoutC* net, real* params, const real* grads, real* velocity,
-                      const Sgd* sgd, Py_ssize_t m, Py_ssize_t l, Py_ssize_t j0,
-                      Py_ssize_t j1) noexcept nogil:
-    """SGD step of rows j0..j1 of W^l (with L2 decay) and of b^l (without), from the
-    sums of ``gradient_sums``: a separate streaming pass over the rows."""
-    cdef Py_ssize_t n_in = net.sizes[l - 1]
-    cdef Py_ssize_t w = net.w_off[l] + j0 * n_in, b = net.b_off[l] + j0
-    cdef bint with_momentum = sgd.momentum != 0
-    cdef real step = <real>(sgd.lr / m)
-    sgd_update(params + w, velocity + w, grads + w, (j1 - j0) * n_in, step,
-               <real>(sgd.lr * sgd.decay), <real>sgd.momentum, with_momentum)
-    sgd_update(params + b, velocity + b, grads + b, j1 - j0, step, 0, <real>sgd.momentum,
-               with_momentum)
+cdef void step_rows(const LayoutC* net, const real* A, const real* D, real* grads,
+                    real* params, Update* upd, Py_ssize_t m, Py_ssize_t batch,
+                    Py_ssize_t l, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Phase 2 of mini-batch ``batch`` (0-based in the call) for rows j0..j1 of layer l:
+    the gradient sums, then the optimizer's step with g = (1/m) sum.
+
+    The step is fused into the gradient sums when a mini-batch is summed in one
+    block of _gemm.h (m <= BP_BC_SC: each weight read and written once); with
+    several blocks a separate streaming pass over the weights was faster (their
+    sums are read back from memory either way; docs/performance.md).  The choice
+    depends on m alone, so results stay independent of the thread count.
+    """
+    cdef long long t = upd.hyper.t + batch + 1
+    cdef double lr_sum = upd.hyper.lr / m, scale = 1.0 / m
+    if l == 1 and j0 == 0:  # one chunk per mini-batch: its thread counts the step
+        upd.steps = batch + 1
+    if m <= BP_BC_SC:
+        gradient_step(net, A, D, grads, params, upd, lr_sum, scale, t, m, l, j0, j1)
+    else:
+        gradient_sums(net, A, D, grads, m, l, j0, j1)
+        update_rows(net, params, grads, upd, lr_sum, scale, t, l, j0, j1)
 
 
 cdef inline Py_ssize_t row_chunk(Py_ssize_t rows, int nt) noexcept nogil:
@@ -418,8 +488,8 @@ cdef int raise_pending() except -1:
     return -1
 
 
-cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* velocity,
-                          Data* data, const Sgd* sgd) noexcept nogil:
+cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* data,
+                          Update* upd) noexcept nogil:
     """What each thread of the team runs: all mini-batches of one epoch (or one gradient).
 
     Every ``POLL_SECONDS`` thread 0 takes the GIL during phase 2 to run
@@ -455,25 +525,16 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, real* v
             backward_block(net, <const real*>params, data, start + i0, i1 - i0,
                            Z + row, A + row, D + row)
         bp_barrier()
-        # 2. per row of W: gradient and SGD step
+        # 2. per row of W: gradient and optimizer step
         if tid == 0 and bp_seconds() >= data.next_poll:
             with gil:
                 data.interrupted = check_signals() != 0
             data.next_poll = bp_seconds() + POLL_SECONDS
         while take_rows(net, data, nt, &l, &j0, &j1):
-            # The step is fused into the gradient sums when a mini-batch is summed in
-            # one block of _gemm.h (m <= BP_BC_SC: each weight read and written once;
-            # +4-8% on N1, N2, M); with several blocks a separate streaming pass
-            # over the weights (MBs for L and XL) was 2-4% faster.  The choice
-            # depends on m alone, so results stay independent of the thread count.
-            if sgd.update and m <= BP_BC_SC:
-                gradient_step(net, A, D, grads, params, velocity, sgd, m, l, j0, j1)
-            else:
+            if upd.hyper == NULL:
                 gradient_sums(net, A, D, grads, m, l, j0, j1)
-                if sgd.update:
-                    update_rows(net, params, grads, velocity, sgd, m, l, j0, j1)
-                else:
-                    mean_rows(net, grads, m, l, j0, j1)
+            else:
+                step_rows(net, A, D, grads, params, upd, m, start // data.batch_size, l, j0, j1)
         bp_barrier()
         if data.interrupted:
             break
@@ -512,38 +573,72 @@ def _check_params(Layout layout, Py_ssize_t size, str name):
         raise ValueError(f"{name} has {size} entries, the layout needs {layout.n_params}")
 
 
-def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
-          const real[:, ::1] X, const real[:, ::1] Y, const Py_ssize_t[::1] order,
-          Py_ssize_t batch_size, double lr, double decay, double momentum,
-          real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D, double[::1] costs, int num_threads,
-          bint update=True):
-    """Run one epoch of mini-batch SGD in place (or, with update=False, one gradient).
+cdef class Hyper:
+    """An optimizer's rule, hyperparameters and step count, as the kernels read them.
 
-    Visits X[order[0]], X[order[1]], ... in mini-batches of ``batch_size``
-    (the last one may be smaller); after each, p <- p + v with
-    v = momentum v - lr (dC/dp + decay p) (decay on weights only).  With
-    update=False, ``grads`` receives the mean gradient (of the single
-    mini-batch when batch_size >= n); otherwise it is scratch.  ``costs[i]`` the cost of
-    the example at position i, computed with the parameters before its step.
-    A signal handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch
-    within ~50 ms, after a completed mini-batch step, and its exception
-    propagates.  The caller checks the arguments; this re-checks only what
-    would corrupt memory.
+    ``rule`` is a :class:`Rule` code; ``t`` is the number of steps taken so far,
+    advanced by ``train_epoch`` and ``apply_update``.  Built by ``bpcore.optim``;
+    the kernels take the values as they are (the optimizer checks them).
     """
+    cdef public int rule
+    cdef public double lr, momentum, beta1, beta2, eps, weight_decay
+    cdef public bint nesterov, decoupled
+    cdef public long long t
+
+    def __init__(self, int rule, double lr, double momentum=0.0, bint nesterov=False,
+                 double beta1=0.9, double beta2=0.999, double eps=1e-8,
+                 double weight_decay=0.0, bint decoupled=False, long long t=0):
+        if rule != SGD and rule != SGD_VELOCITY and rule != ADAM:
+            raise ValueError(f"rule must be a Rule code, got {rule}")
+        if t < 0:
+            raise ValueError(f"t must be >= 0, got {t}")
+        self.rule, self.lr, self.momentum, self.nesterov = rule, lr, momentum, nesterov
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.weight_decay, self.decoupled, self.t = weight_decay, decoupled, t
+
+    @property
+    def buffers(self):
+        """How many state buffers of n_params the rule needs (0, 1 or 2)."""
+        cdef bp_hyper h
+        self.fill(&h)
+        return bp_rule_buffers(&h)
+
+    cdef void fill(self, bp_hyper* h) noexcept:
+        h.rule, h.nesterov, h.decoupled = self.rule, self.nesterov, self.decoupled
+        h.lr, h.momentum, h.weight_decay = self.lr, self.momentum, self.weight_decay
+        h.beta1, h.beta2, h.eps, h.t = self.beta1, self.beta2, self.eps, self.t
+
+
+cdef int check_state(Layout layout, Hyper hyper, const void* state, Py_ssize_t rows,
+                     Py_ssize_t cols, Update* upd) except -1:
+    """upd for this optimizer and state (rows of n_params), or ValueError."""
+    cdef int need = hyper.buffers
+    if need > 0 and (state == NULL or rows < need or cols != layout.n_params):
+        raise ValueError(f"state must have {need} rows of {layout.n_params} entries for this "
+                         f"rule, got {'None' if state == NULL else (rows, cols)}")
+    upd.state = <void*>state if need > 0 else NULL
+    upd.n_params = layout.n_params
+    upd.steps = 0
+    return 0
+
+
+cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:, ::1] Y,
+                   const Py_ssize_t[::1] order, const real[::1] sample_weight,
+                   Py_ssize_t batch_size, real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D,
+                   double[::1] costs, int num_threads) except -1:
+    """Check what would corrupt memory and fill data; 1 if there are no examples."""
     cdef LayoutC* net = &layout.c
-    cdef Py_ssize_t n = X.shape[0]
-    _check_params(layout, params.shape[0], "params")
-    _check_params(layout, grads.shape[0], "grads")
-    _check_params(layout, velocity.shape[0], "velocity")
+    cdef Py_ssize_t n = X.shape[0], k
     if X.shape[1] != net.sizes[0] or Y.shape[0] != n or Y.shape[1] != net.sizes[net.n_layers]:
         raise ValueError("X and Y do not match the layout")
-    cdef Py_ssize_t k
     if order is not None:
         if order.shape[0] != n:
             raise ValueError("order must have one entry per example")
         for k in range(n):  # an index out of range would read past X and Y
             if order[k] < 0 or order[k] >= n:
                 raise ValueError(f"order[{k}] = {order[k]} is not an example index (0..{n - 1})")
+    if sample_weight is not None and sample_weight.shape[0] != n:
+        raise ValueError("sample_weight must have one entry per example")
     if batch_size < 1 or num_threads < 1:
         raise ValueError("batch_size and num_threads must be >= 1")
     cdef Py_ssize_t rows = min(batch_size, n)
@@ -553,10 +648,10 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     if costs is not None and costs.shape[0] != n:
         raise ValueError("costs must have one entry per example")
     if n == 0:
-        return
-    cdef Data data
+        return 1
     data.X = &X[0, 0]
     data.Y = &Y[0, 0]
+    data.weights = NULL if sample_weight is None else &sample_weight[0]
     data.order = NULL if order is None else &order[0]
     data.n = n
     data.batch_size = batch_size
@@ -567,18 +662,133 @@ def train(Layout layout, real[::1] params, real[::1] grads, real[::1] velocity,
     data.next_poll = bp_seconds() + POLL_SECONDS
     data.interrupted = False
     data.rows_taken = 0
-    cdef Sgd sgd
-    sgd.update = update
-    sgd.lr = lr
-    sgd.decay = decay
-    sgd.momentum = momentum
+    return 0
+
+
+def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] state,
+                Hyper hyper, const real[:, ::1] X, const real[:, ::1] Y,
+                const Py_ssize_t[::1] order, const real[::1] sample_weight,
+                Py_ssize_t batch_size, real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D,
+                double[::1] costs, int num_threads):
+    """One epoch of mini-batch training in place, one optimizer step per mini-batch.
+
+    Visits X[order[0]], X[order[1]], ... (order None: 0, 1, 2, ...) in mini-batches
+    of ``batch_size`` (the last one may be smaller); after each mini-batch of m
+    examples every parameter takes one step of ``hyper``'s rule (_optim.h) with
+    g = (1/m) sum_x w_x dC_x/dtheta, w_x = ``sample_weight[x]`` (None: 1; fit passes
+    w_x / mean w), and ``hyper.t`` advances by one per step.  ``state`` holds the
+    rule's buffers (``hyper.buffers`` rows of n_params; None when it needs none),
+    ``grads`` is scratch, ``costs[i]`` (or None) receives the cost of the example at
+    position i, computed with the parameters before its step (unweighted).  A signal
+    handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch within ~50 ms,
+    after a completed step (``hyper.t`` counts it), and its exception propagates.
+    The caller checks the arguments; this re-checks only what would corrupt memory.
+    """
+    cdef LayoutC* net = &layout.c
+    _check_params(layout, params.shape[0], "params")
+    _check_params(layout, grads.shape[0], "grads")
+    cdef Update upd
+    check_state(layout, hyper, NULL if state is None else &state[0, 0],
+                0 if state is None else state.shape[0], 0 if state is None else state.shape[1],
+                &upd)
+    cdef Data data
+    if fill_data(&data, layout, X, Y, order, sample_weight, batch_size, Z, A, D, costs,
+                 num_threads):
+        return
+    cdef bp_hyper h
+    hyper.fill(&h)
+    upd.hyper = &h
     cdef real* p = &params[0]
     cdef real* g = &grads[0]
-    cdef real* v = &velocity[0]
     with nogil, parallel(num_threads=num_threads):
-        run_minibatches(net, p, g, v, &data, &sgd)
+        run_minibatches(net, p, g, &data, &upd)
+    hyper.t += upd.steps
     if data.interrupted:
         raise_pending()
+
+
+def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[:, ::1] X,
+             const real[:, ::1] Y, const real[::1] sample_weight, real[:, ::1] Z,
+             real[:, ::1] A, real[:, ::1] D, int num_threads, double[::1] costs=None):
+    """grads <- sum over the rows x of X of w_x dC_x/dtheta (a sum, not a mean; no update).
+
+    w_x = ``sample_weight[x]`` (None: 1).  The workspaces need X.shape[0] rows.
+    ``grads`` has the layout of ``params`` (its alignment gaps are left untouched).
+    ``costs[i]`` (or None) receives the cost C_x of row i (unweighted): data-parallel
+    training reports them as ``train_epoch`` does.
+    """
+    cdef LayoutC* net = &layout.c
+    _check_params(layout, params.shape[0], "params")
+    _check_params(layout, grads.shape[0], "grads")
+    cdef Data data
+    cdef Py_ssize_t n = X.shape[0]
+    cdef const Py_ssize_t[::1] no_order = None
+    if fill_data(&data, layout, X, Y, no_order, sample_weight, max(n, 1), Z, A, D, costs,
+                 num_threads):
+        return
+    cdef Update upd
+    upd.hyper = NULL
+    upd.state = NULL
+    cdef real* p = <real*>&params[0]  # phase 2 without an optimizer never writes it
+    cdef real* g = &grads[0]
+    with nogil, parallel(num_threads=num_threads):
+        run_minibatches(net, p, g, &data, &upd)
+    if data.interrupted:
+        raise_pending()
+
+
+cdef void apply_rows(const LayoutC* net, real* params, const real* grads, const Update* upd,
+                     double lr_sum, double scale, long long t) noexcept nogil:
+    """Each thread's share of every region (W^l, b^l): one optimizer step from the sums.
+
+    A region is split at multiples of a cache line, so that which parameters are
+    stepped in whole vectors and which one by one (a region's last few) never
+    depends on the thread count.
+    """
+    cdef int tid = bp_thread_num(), nt = bp_team_size(), decay
+    cdef Py_ssize_t l, n, off, lo, hi, line = 64 // sizeof(real)
+    cdef bp_opt_f uf
+    cdef bp_opt_d ud
+    for l in range(1, net.n_layers + 1):
+        for decay in range(2):
+            if decay:
+                off, n = net.w_off[l], net.sizes[l] * net.sizes[l - 1]
+            else:
+                off, n = net.b_off[l], net.sizes[l]
+            split((n + line - 1) // line, tid, nt, &lo, &hi)
+            lo, hi = lo * line, min(hi * line, n)
+            if hi > lo:
+                opt_region(upd.hyper, upd, params, off + lo, lr_sum, scale, t, decay, &uf, &ud)
+                opt_update(&uf, &ud, grads + off + lo, hi - lo)
+
+
+def apply_update(Layout layout, real[::1] params, const real[::1] grads, real[:, ::1] state,
+                 Hyper hyper, double scale, int num_threads):
+    """One optimizer step of every parameter from a gradient sum: g = scale * grads.
+
+    The same step as one mini-batch of ``train_epoch`` takes (scale = 1/m; the
+    velocity form of SGD multiplies the sums by lr * scale); ``hyper.t`` advances
+    by one.
+    """
+    cdef LayoutC* net = &layout.c
+    _check_params(layout, params.shape[0], "params")
+    _check_params(layout, grads.shape[0], "grads")
+    if num_threads < 1:
+        raise ValueError("num_threads must be >= 1")
+    cdef Update upd
+    check_state(layout, hyper, NULL if state is None else &state[0, 0],
+                0 if state is None else state.shape[0], 0 if state is None else state.shape[1],
+                &upd)
+    cdef bp_hyper h
+    hyper.fill(&h)
+    upd.hyper = &h
+    cdef real* p = &params[0]
+    cdef const real* g = &grads[0]
+    cdef double lr_sum = h.lr * scale
+    cdef long long t = h.t + 1
+    with nogil, parallel(num_threads=num_threads):
+        apply_rows(net, p, g, &upd, lr_sum, scale, t)
+    hyper.t = t
 
 
 def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:, ::1] out,

@@ -4,7 +4,7 @@
 Everything here works on one example's contiguous vectors (a layer's z, a, delta)
 and is ``noexcept nogil``; the kernels in ``_kernels.pyx`` call it from inside
 their OpenMP regions.  The matrix products live in ``_gemm.h``.  ``real`` is float or double; each function is compiled
-once per type.  Names of the codes match ``python/_config.py``.
+once per type.  The activation and cost codes come from ``_codes.h``.
 """
 from libc.math cimport exp, tanh, tanhf, log, log1p, fabs
 
@@ -18,19 +18,20 @@ ctypedef fused real:
     float
     double
 
-cdef enum Activation:
-    IDENTITY = 0
-    SIGMOID = 1
-    TANH = 2
-    RELU = 3
-    LEAKY_RELU = 4
-    SOFTMAX = 5
-
-cdef enum Cost:
-    QUADRATIC = 0
-    SQUARED_ERROR = 1
-    CROSS_ENTROPY = 2
-    LOG_LIKELIHOOD = 3
+# The codes are defined once, in _codes.h; _kernels.pyx exports them to Python.
+cdef extern from "_codes.h" nogil:
+    enum bp_activation:
+        IDENTITY
+        SIGMOID
+        TANH
+        RELU
+        LEAKY_RELU
+        SOFTMAX
+    enum bp_cost:
+        QUADRATIC
+        SQUARED_ERROR
+        CROSS_ENTROPY
+        LOG_LIKELIHOOD
 
 # Slope of leaky_relu for z <= 0; python/_config.py LEAKY_SLOPE holds the same value.
 cdef extern from *:

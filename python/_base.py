@@ -4,13 +4,16 @@ A subclass supplies the math, in four methods:
 
 * ``_forward(X) -> a^L`` for every row of X;
 * ``_example_costs(X, Y) -> C_x`` for every row;
-* ``_gradient(X, Y) -> (nabla_b, nabla_w)`` of the mean cost over the rows;
-* ``_train_epoch(X, Y, order, batch_size, lr, decay, momentum, workspace) -> C_x``
-  in visiting order, after one epoch of SGD steps in place;
+* ``_gradient(X, Y, w) -> (nabla_b, nabla_w)`` of the (w-weighted, w None: plain)
+  mean cost over the rows;
+* ``_train_epoch(X, Y, order, batch_size, optimizer, factors, workspace) -> C_x``
+  in visiting order, after one epoch of optimizer steps in place (``factors``:
+  each example's w_x / w_mean, or None);
 
-and the arrays that make up its trainable state (``_state_arrays``), which
-``fit`` snapshots to undo an epoch that diverged.  ``_fit_workspace(batch_size)``
-may supply scratch buffers that ``fit`` hands to every ``_train_epoch`` of the call.
+and the arrays that make up its parameters (``_state_arrays``), which ``fit``
+snapshots, with the optimizer's state, to undo an epoch that diverged.
+``_fit_workspace(batch_size)`` may supply scratch buffers that ``fit`` hands to
+every ``_train_epoch`` of the call.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from . import distributed as _distributed
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
+from ._weights import as_sample_weight, fit_weights, step_factors
+from .optim import for_fit
 
 
 class DivergenceError(FloatingPointError):
@@ -136,8 +141,11 @@ class BaseNetwork:
 
     predict = feedforward
 
-    def cost(self, X, Y) -> float:
+    def cost(self, X, Y, sample_weight=None) -> float:
         """C = mean over the rows x of X of C_x (see the ``cost`` names in the README).
+
+        With ``sample_weight`` w (one weight >= 0 per row), the weighted mean
+        sum_x w_x C_x / sum_x w_x.
 
         ``quadratic``: C_x = 1/2 ||a - y||^2; ``squared_error``: C_x = ||a - y||^2;
         ``cross_entropy``: C_x = -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)];
@@ -146,16 +154,21 @@ class BaseNetwork:
         Raises ``ValueError`` if the cost overflows (X or Y too large).
         """
         X, Y = self._inputs_and_targets(X, Y)
-        return float(np.mean(self._finite_costs(X, Y)))
+        w = as_sample_weight(sample_weight, X.shape[0])
+        costs = self._finite_costs(X, Y)
+        return float(np.mean(costs) if w is None else np.sum(w * costs) / np.sum(w))
 
-    def evaluate(self, X, labels) -> float:
+    def evaluate(self, X, labels, sample_weight=None) -> float:
         """Fraction of rows whose predicted class equals the label.
 
         The predicted class is the argmax of a^L, or ``a^L >= 0.5`` for a single output.
+        With ``sample_weight`` w, the weighted fraction sum_x w_x [correct_x] / sum_x w_x.
         """
         X, _ = as_inputs(X, self._arch)
         labels = as_labels(labels, X.shape[0], self.sizes[-1])
-        return float(np.mean(self._classify(self._finite_output(X)) == labels))
+        w = as_sample_weight(sample_weight, X.shape[0])
+        correct = self._classify(self._finite_output(X)) == labels
+        return float(np.mean(correct) if w is None else np.sum(w * correct) / np.sum(w))
 
     def _classify(self, out: np.ndarray) -> np.ndarray:
         if out.shape[1] == 1:
@@ -163,42 +176,57 @@ class BaseNetwork:
         return np.argmax(out, axis=1)
 
     # -- learning ----------------------------------------------------------------
-    def backprop(self, X, Y):
+    def backprop(self, X, Y, sample_weight=None):
         """Gradient of the mean cost over the rows of X: ``(nabla_b, nabla_w)``.
 
         Lists with one array per layer l = 1..L, shaped like ``biases`` and
         ``weights``: nabla_b[l-1][j] = dC/db^l_j, nabla_w[l-1][j, k] = dC/dw^l_jk.
+        With ``sample_weight`` w, the gradient of the weighted mean cost
+        sum_x w_x C_x / sum_x w_x (see :meth:`cost`).
         Raises ``ValueError`` if a derivative overflows (X or Y too large).
         """
         X, Y = self._inputs_and_targets(X, Y)
+        w = as_sample_weight(sample_weight, X.shape[0])
         with np.errstate(all="ignore"):
-            nabla_b, nabla_w = self._gradient(X, Y)
+            nabla_b, nabla_w = self._gradient(X, Y, w)
         if not all(np.isfinite(g).all() for g in nabla_b + nabla_w):
             raise self._overflow("the gradient", "X and Y")
         return nabla_b, nabla_w
 
-    def fit(self, X, Y, epochs, batch_size, lr, *, l2=0.0, momentum=0.0, shuffle=True,
-            seed=None, validation_data=None, verbose=False, callback=None,
+    def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
+            sample_weight=None, class_weight=None, shuffle=True, seed=None,
+            validation_data=None, verbose=False, callback=None,
             comm=None) -> History:
-        """Train by mini-batch stochastic gradient descent; return the per-epoch history.
+        """Train by mini-batch gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
         mini-batches of ``batch_size`` (the last one may be smaller) and after
-        each mini-batch of m examples steps every weight and bias:
+        each mini-batch of m examples steps every weight and bias.  With ``lr``
+        (stochastic gradient descent, network2.py's):
 
             v <- momentum * v - lr * (dC/dw + (l2 / n) * w);   w <- w + v
 
         where C is the mean cost over the mini-batch and n = len(X) (the L2
         term, network2.py's, applies to weights, not biases).  With
         ``momentum=0`` this is w <- (1 - lr l2 / n) w - lr dC/dw.  Velocities
-        start at zero in every call.
+        start at zero in every call.  With ``optimizer`` instead (a
+        :mod:`bpcore.optim` ``SGD``, ``Adam`` or ``AdamW``; then without ``lr``,
+        ``l2`` and ``momentum``), its rule, and its state carries over from one
+        call to the next: the same optimizer in consecutive calls trains exactly
+        as one longer call.
+
+        ``sample_weight`` (one weight >= 0 per example) and ``class_weight`` (a
+        dict {class: weight}, or ``"balanced"``: n / (n_classes * count(class)))
+        weight the examples: each step uses (1/m) sum_x (w_x / w_mean) dC_x/dw,
+        w_mean the mean weight over the training set (equal weights give the
+        unweighted steps exactly), and ``history.train_cost`` is the weighted mean.
 
         Y is (n, n_L) targets or 1-D integer class labels (one-hot encoded).
         ``validation_data`` is ``(X_val, Y_val)`` of the same kinds.  ``seed``
         fixes the shuffling; without it the network's own generator (from the
         constructor's ``seed``) is used.  If the parameters or the costs become
-        NaN or infinite, the network is restored to its state before that epoch
-        and :class:`DivergenceError` is raised (``ValueError`` instead if the
+        NaN or infinite, the network (and the optimizer) is restored to its state
+        before that epoch and :class:`DivergenceError` is raised (``ValueError`` instead if the
         cost of the data overflows already with the parameters ``fit`` started
         from: the data are too large for the network).  Ctrl-C (``KeyboardInterrupt``)
         stops training within about 50 ms; the network is then restored to its
@@ -218,22 +246,27 @@ class BaseNetwork:
         if comm is not None and not isinstance(comm, _distributed.Group):
             raise TypeError(f"comm: {type(self).__name__} trains in one process; "
                             "bpcore.Network trains over MPI")
-        epochs, batch_size, lr, l2, momentum = check_fit_args(epochs, batch_size, lr, l2,
-                                                              momentum)
+        epochs, batch_size, lr_, l2, momentum = check_fit_args(
+            epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
+        lr = None if lr is None else lr_
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
         X, Y = self._inputs_and_targets(X, Y)
+        n = X.shape[0]
+        optimizer = for_fit(lr, optimizer, momentum, l2, n)
+        weights = fit_weights(sample_weight, class_weight, Y)
+        factors = step_factors(weights, self.dtype)
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
-        n = X.shape[0]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
-        self._reset_velocity()
         history = History()
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
         # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
         # epoch), where copying into the same buffer takes ~12 ms.
-        before = [np.empty_like(a) for a in self._state_arrays()]
+        self._bind_optimizer(optimizer)
+        state = self._state_arrays() + optimizer._arrays()
+        before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
         train_epoch = self._train_epoch
         if comm is not None:  # the ranks check their setups; rank 0's parameters, shuffling
@@ -242,34 +275,39 @@ class BaseNetwork:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
-            for saved, array in zip(before, self._state_arrays()):
+            for saved, array in zip(before, state):
                 np.copyto(saved, array)
+            steps_before = optimizer._t
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
-                    costs = train_epoch(X, Y, order, batch_size, lr, l2 / n, momentum,
+                    costs = train_epoch(X, Y, order, batch_size, optimizer, factors,
                                         workspace)
             except KeyboardInterrupt as exc:
-                self._restore(before)
+                self._restore(state, before)
+                optimizer._t = steps_before
                 exc.history = history
                 raise
             seconds = time.perf_counter() - start
             finite = (np.isfinite(costs).all()
-                      and all(np.isfinite(a).all() for a in self._state_arrays()))
+                      and all(np.isfinite(a).all() for a in state))
             if finite and validation is not None:
                 Xv, Yv, labels = validation
                 with np.errstate(all="ignore"):
                     val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
-                self._restore(before)
+                self._restore(state, before)
+                optimizer._t = steps_before
                 if epoch == 1:  # the data may overflow the network fit was given
                     self._refuse_overflowing_data(X, Y, validation)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch}: the parameters or the cost became "
-                    f"NaN or infinite with lr={lr}; the network was restored to its state "
-                    f"before epoch {epoch} (try a smaller lr)")
+                    f"NaN or infinite with lr={optimizer.lr}; the network was restored to its "
+                    f"state before epoch {epoch} (try a smaller lr)")
             history.seconds.append(seconds)
-            history.train_cost.append(float(np.mean(costs)))
+            history.train_cost.append(float(
+                np.mean(costs) if weights is None
+                else np.sum(weights[order] * costs) / np.sum(weights)))
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
@@ -290,8 +328,9 @@ class BaseNetwork:
             self._finite_costs(Xv, Yv, "validation_data")
             self._finite_output(Xv, "validation_data")
 
-    def _restore(self, saved: list[np.ndarray]) -> None:
-        for array, value in zip(self._state_arrays(), saved):
+    @staticmethod
+    def _restore(arrays: list[np.ndarray], saved: list[np.ndarray]) -> None:
+        for array, value in zip(arrays, saved):
             array[...] = value
 
     @staticmethod
@@ -334,7 +373,8 @@ class BaseNetwork:
     def _state_arrays(self) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def _reset_velocity(self) -> None:
+    def _bind_optimizer(self, optimizer) -> None:
+        """Create (or check) the optimizer's state for this network's parameters."""
         raise NotImplementedError
 
     def _forward(self, X):
@@ -343,10 +383,10 @@ class BaseNetwork:
     def _example_costs(self, X, Y):
         raise NotImplementedError
 
-    def _gradient(self, X, Y):
+    def _gradient(self, X, Y, w=None):
         raise NotImplementedError
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
         raise NotImplementedError
 
     def _fit_workspace(self, batch_size: int):

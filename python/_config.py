@@ -5,7 +5,8 @@ Shared by the compiled :class:`bpcore.Network` and the pure-Python
 architectures and, for the same ``seed``, start from bitwise the same
 parameters.  The *math* of each activation and cost lives separately in the
 Cython kernels (``bpcore/_math.pxd``) and in ``reference.py``; this module only
-knows their names.
+knows their names, which it reads from the kernels' codes (``bpcore/_codes.h``,
+exported as the enums ``Activation`` and ``Cost``).
 """
 from __future__ import annotations
 
@@ -15,12 +16,19 @@ from typing import Sequence
 
 import numpy as np
 
+from ._dispatch import kernels as _kernels
 from ._validation import check_int, check_name
 
-#: Activation names, in the order of the integer codes used by the kernels.
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
-#: Cost names, in the order of the integer codes used by the kernels.
-COSTS = ("quadratic", "squared_error", "cross_entropy", "log_likelihood")
+
+def _names(codes) -> tuple[str, ...]:
+    """The member names of a kernels' enum, lower case, in the order of their codes."""
+    return tuple(member.name.lower() for member in sorted(codes, key=int))
+
+
+#: Activation names; ``ACTIVATIONS[code]`` is the kernels' ``Activation`` of that code.
+ACTIVATIONS = _names(_kernels.Activation)
+#: Cost names; ``COSTS[code]`` is the kernels' ``Cost`` of that code.
+COSTS = _names(_kernels.Cost)
 #: Initialisation schemes (see :func:`init_parameters`).
 INITS = ("gaussian", "scaled_gaussian", "xavier", "he")
 #: Floating-point types a network can compute in.

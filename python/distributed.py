@@ -285,7 +285,8 @@ class Group:
                 "X": _aligned((rows, X.shape[1]), net.dtype),
                 "Y": _aligned((rows, Y.shape[1]), net.dtype),
                 "costs": np.zeros(X.shape[0]),
-                "zeros": _aligned(net._layout.n_params, net.dtype),
+                "w": _aligned(rows, net.dtype),
+                "grads": _aligned(net._layout.n_params, net.dtype),
                 "reduce": _Reducer(self.comm, self.MPI, net._layout.n_params, net.dtype,
                                    _aligned),
             }
@@ -305,15 +306,12 @@ class Group:
         if flags[0]:
             raise KeyboardInterrupt(f"interrupted on rank {flags[0] - 1}")
 
-    # TEMPORARY (branch mpi): today's signature of Network._train_epoch, until optim lands
-    def train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
-        return self._epoch(X, Y, order, batch_size, None, (lr, decay, momentum), workspace)
-
-    def _epoch(self, X, Y, order, batch_size, sample_weight, optimizer, workspace):
-        """One epoch of data-parallel steps; the costs of all examples in visiting order."""
+    def train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
+        """One epoch of data-parallel steps, as ``Network._train_epoch`` takes one alone:
+        the costs of all examples in visiting order (the same array on every rank)."""
         net, P, r, n = self.net, self.size, self.rank, X.shape[0]
         b = self._buffers_for(X, Y, -(-min(batch_size, n) // P))
-        costs, reduce = b["costs"], b["reduce"]
+        costs, grads, reduce = b["costs"], b["grads"], b["reduce"]
         costs[...] = 0
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
@@ -324,11 +322,12 @@ class Group:
                     rows = order[start + lo:start + hi]
                     np.take(X, rows, axis=0, out=b["X"][:k], mode="clip")
                     np.take(Y, rows, axis=0, out=b["Y"][:k], mode="clip")
-                    grads = net._gradient_sum(b["X"][:k], b["Y"][:k], None,
-                                              costs=costs[start + lo:start + hi],
-                                              workspace=workspace)
+                    w = None
+                    if factors is not None:
+                        w = np.take(factors, rows, out=b["w"][:k], mode="clip")
+                    net._gradient_sum(b["X"][:k], b["Y"][:k], w, out=grads, workspace=workspace,
+                                      costs=costs[start + lo:start + hi])
                 else:  # fewer examples than ranks in this mini-batch
-                    grads = b["zeros"]
                     grads[...] = 0
             except KeyboardInterrupt:  # raised only where SIGINT is not a flag
                 self.sigint["hit"] = True

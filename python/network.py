@@ -113,8 +113,8 @@ class Network(BaseNetwork):
         self._layout = _kernels.Layout(arch.sizes, [ACTIVATIONS.index(a) for a in arch.activations],
                                        COSTS.index(arch.cost), arch.dtype.itemsize)
         # zeros: the alignment gaps between layers (never read) stay finite
-        self._params, self._grads, self._velocity = (
-            _aligned(self._layout.n_params, arch.dtype) for _ in range(3))
+        self._params, self._grads = (_aligned(self._layout.n_params, arch.dtype)
+                                     for _ in range(2))
         self._weights = self._views(self._params, "w")
         self._biases = self._views(self._params, "b")
         for view, value in zip(self._weights + self._biases, weights + biases):
@@ -183,10 +183,10 @@ class Network(BaseNetwork):
 
     # -- the math, delegated to the kernels -------------------------------------------
     def _state_arrays(self):
-        return [self._params, self._velocity]
+        return [self._params]
 
-    def _reset_velocity(self):
-        self._velocity[...] = 0
+    def _bind_optimizer(self, optimizer):
+        return optimizer._bind(self._layout.n_params, self.dtype, _aligned)
 
     def _scratch(self, rows: int) -> np.ndarray:
         return _aligned((rows, self._layout.units), self.dtype, zero=False)
@@ -217,7 +217,7 @@ class Network(BaseNetwork):
         finally:
             self._busy.release()
 
-    def fit(self, X, Y, epochs, batch_size, lr, **options) -> History:
+    def fit(self, X, Y, epochs, batch_size, lr=None, **options) -> History:
         with self._exclusive():
             if options.get("comm") is not None:  # over MPI: bpcore.distributed
                 return _distributed.fit(super().fit, self, X, Y, epochs, batch_size, lr,
@@ -250,45 +250,61 @@ class Network(BaseNetwork):
     def _example_costs(self, X, Y):
         return self._forward_call(X, Y)[1]
 
-    def _gradient(self, X, Y):
-        n = X.shape[0]
-        grads = _aligned(self._layout.n_params, self.dtype)
-        with self._exclusive():
-            _kernels.train(self._layout, self._params, grads, self._velocity, X, Y, None, n,
-                           0.0, 0.0, 0.0, self._scratch(n), self._scratch(n), self._scratch(n),
-                           None, self._threads_for(n), update=False)
-        return self._views(grads, "b"), self._views(grads, "w")
+    def _gradient_sum(self, X, Y, sample_weight=None, *, costs=None, workspace=None,
+                      out=None) -> np.ndarray:
+        """sum over the rows x of X of w_x dC_x/dtheta, a flat buffer in the layout of
+        ``_params`` (aligned; its gaps zero), for data-parallel training to allreduce.
 
-    # -- TEMPORARY (branch mpi): the seams of bpcore.distributed on today's kernels, until
-    # -- optim's ``gradient``/``apply_update`` entries land; removed then.
-    def _gradient_sum(self, X, Y, sample_weight=None, costs=None, workspace=None):
-        assert sample_weight is None, "temporary seam: no sample weights"
+        X, Y and ``sample_weight`` (None: w = 1) are taken as they are: C-contiguous,
+        of the network's dtype, checked by the caller.  ``costs`` (or None) receives
+        each row's C_x; ``workspace`` (Z, A, D of at least len(X) rows) and ``out``
+        (an aligned buffer like ``_params``, gaps zero) are used instead of new ones,
+        as bpcore.distributed does at every step.
+        """
         n = X.shape[0]
+        grads = _aligned(self._layout.n_params, self.dtype) if out is None else out
+        w = None if sample_weight is None else np.ascontiguousarray(sample_weight, self.dtype)
         Z, A, D = workspace if workspace is not None else (self._scratch(n) for _ in range(3))
         with self._exclusive():
-            _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y, None,
-                           n, 0.0, 0.0, 0.0, Z, A, D, costs, self._threads_for(n), update=False)
-        self._grads *= n  # the kernel gives the mean; temporary, not exact
-        return self._grads
+            _kernels.gradient(self._layout, self._params, grads, X, Y, w, Z, A, D,
+                              self._threads_for(n), costs)
+        return grads
 
-    def _apply_update(self, flat_grad_sum, scale, optimizer):
-        lr, decay, momentum = optimizer  # temporary: today's SGD hyper-parameters
-        g, p, v = flat_grad_sum, self._params, self._velocity
-        for views, d in ((zip(self._views(g, "w"), self._weights, self._views(v, "w")), decay),
-                         (zip(self._views(g, "b"), self._biases, self._views(v, "b")), 0.0)):
-            for gl, pl, vl in views:
-                vl *= momentum
-                vl -= lr * scale * gl + lr * d * pl
-                pl += vl
-    # -- end TEMPORARY
+    def _apply_update(self, grad_sum: np.ndarray, scale: float, optimizer) -> None:
+        """One step of ``optimizer`` from a flat gradient sum (``_gradient_sum``'s layout)
+        with g = scale * grad_sum: the step ``fit`` takes after a mini-batch of m
+        examples has scale = 1/m."""
+        state = self._bind_optimizer(optimizer)
+        hyper = optimizer._hyper(_kernels)
+        with self._exclusive():
+            _kernels.apply_update(self._layout, self._params, grad_sum,
+                                  state if state.shape[0] else None, hyper, float(scale),
+                                  self._threads_for_params())
+        optimizer._t = hyper.t
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
+    def _threads_for_params(self) -> int:
+        """Threads for a pass over the parameters alone (as the step of one example)."""
+        return self._threads_for(1)
+
+    def _gradient(self, X, Y, w=None):
+        grads = self._gradient_sum(X, Y, w)
+        total = X.shape[0] if w is None else float(np.sum(w))
+        grads /= total
+        return self._views(grads, "b"), self._views(grads, "w")
+
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
         rows = min(batch_size, X.shape[0])
         costs = np.empty(X.shape[0])
+        state = self._bind_optimizer(optimizer)
+        hyper = optimizer._hyper(_kernels)
         with self._exclusive():
-            _kernels.train(self._layout, self._params, self._grads, self._velocity, X, Y,
-                           order, batch_size, lr, decay, momentum, *workspace, costs,
-                           self._threads_for(rows))
+            try:
+                _kernels.train_epoch(self._layout, self._params, self._grads,
+                                     state if state.shape[0] else None, hyper, X, Y, order,
+                                     factors, batch_size, *workspace, costs,
+                                     self._threads_for(rows))
+            finally:
+                optimizer._t = hyper.t
         return costs
 
     # -- pickling ------------------------------------------------------------------

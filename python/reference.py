@@ -10,7 +10,10 @@ network.py, one line per equation of the seeds:
     dC/db^l_j = delta^l_j
     dC/dw^l_jk = delta^l_j a^(l-1)_k
 
-The gradient of a mini-batch is the mean of the per-example gradients.
+The gradient of a mini-batch is the mean of the per-example gradients (with
+sample weights, each example's gradient times its weight); after each
+mini-batch every parameter takes one step of the optimizer's rule, written in
+:data:`UPDATE_RULES` one line per equation.
 Clarity over speed: this is the oracle the compiled :class:`bpcore.Network`
 is tested against, with the same constructor and the same ``feedforward`` /
 ``backprop`` / ``cost`` / ``evaluate`` / ``fit`` API (``num_threads`` is
@@ -79,6 +82,49 @@ def output_error(cost: str, activation: str, z, a, y):
     return a - y  # cross_entropy with sigmoid, log_likelihood with softmax
 
 
+def sgd(p, g, buffers, t, hp):
+    """torch.optim.SGD (dampening 0): d = g + lambda p; b <- mu b + d; p <- p - eta (d + mu b | b)."""
+    d = g + hp["weight_decay"] * p
+    if hp["momentum"]:
+        b = buffers[0]
+        b[...] = hp["momentum"] * b + d                    # b <- mu b + d
+        d = d + hp["momentum"] * b if hp["nesterov"] else b
+    p -= hp["lr"] * d                                      # p <- p - eta d
+
+
+def sgd_velocity(p, g, buffers, t, hp):
+    """network2.py / scikit-learn: v <- mu v - eta (g + lambda p); p <- p + v
+    (Nesterov: p <- p + mu v - eta (g + lambda p))."""
+    step = hp["lr"] * (g + hp["weight_decay"] * p)
+    if hp["momentum"]:
+        v = buffers[0]
+        v[...] = hp["momentum"] * v - step                 # v <- mu v - eta (g + lambda p)
+        p += hp["momentum"] * v - step if hp["nesterov"] else v
+    else:
+        p -= step
+
+
+def adam(p, g, buffers, t, hp):
+    """Adam (Kingma & Ba, with torch.optim's L2 term) or AdamW (decoupled decay)."""
+    if hp["decoupled"]:
+        p *= 1 - hp["lr"] * hp["weight_decay"]             # AdamW: p <- (1 - eta lambda) p
+    else:
+        g = g + hp["weight_decay"] * p                     # Adam: g <- g + lambda p
+    m, v = buffers
+    m[...] = hp["beta1"] * m + (1 - hp["beta1"]) * g       # first moment
+    v[...] = hp["beta2"] * v + (1 - hp["beta2"]) * g * g   # second moment
+    m_hat = m / (1 - hp["beta1"] ** t)                     # bias corrections
+    v_hat = v / (1 - hp["beta2"] ** t)
+    p -= hp["lr"] * m_hat / (np.sqrt(v_hat) + hp["eps"])
+
+
+#: Update rules by the names of :data:`bpcore.optim.RULES`:
+#: ``rule(p, g, buffers, t, hp)`` steps p in place from the mean gradient g, with the
+#: optimizer's state buffers of p (updated in place), step number t (1-based) and
+#: hyperparameters hp (``weight_decay`` is 0 for biases).
+UPDATE_RULES = {"sgd": sgd, "sgd_velocity": sgd_velocity, "adam": adam}
+
+
 class Network(BaseNetwork):
     """Same constructor as :class:`bpcore.Network`; parameters are plain per-layer lists."""
 
@@ -90,15 +136,23 @@ class Network(BaseNetwork):
     def _allocate(self, biases, weights):
         self.biases = [b.astype(self.dtype) for b in biases]
         self.weights = [w.astype(self.dtype) for w in weights]
-        self._velocity_b = [np.zeros_like(b) for b in self.biases]
-        self._velocity_w = [np.zeros_like(w) for w in self.weights]
 
     def _state_arrays(self):
-        return self.biases + self.weights + self._velocity_b + self._velocity_w
+        return self.biases + self.weights
 
-    def _reset_velocity(self):
-        for v in self._velocity_b + self._velocity_w:
-            v[...] = 0
+    def _bind_optimizer(self, optimizer):
+        """The optimizer's state as (buffers of W^l, buffers of b^l) per layer: its flat
+        buffers hold W^1, b^1, W^2, b^2, ... one after the other."""
+        n = sum(w.size + b.size for w, b in zip(self.weights, self.biases))
+        state = optimizer._bind(n, self.dtype, lambda shape, dtype: np.zeros(shape, dtype))
+        views, offset = [], 0
+        for w, b in zip(self.weights, self.biases):
+            vw = [row[offset:offset + w.size].reshape(w.shape) for row in state]
+            offset += w.size
+            vb = [row[offset:offset + b.size] for row in state]
+            offset += b.size
+            views.append((vw, vb))
+        return views
 
     def _forward_example(self, x):
         """The lists zs = [z^1..z^L] and activations = [a^0..a^L] for one example."""
@@ -133,32 +187,43 @@ class Network(BaseNetwork):
             costs.append(example_cost(self.cost_name, zs[-1], activations[-1], y))
         return np.array(costs)
 
-    def _gradient(self, X, Y):
-        """Mean over the rows of X of the per-example gradients."""
+    def _gradient_sum(self, X, Y, w=None):
+        """sum over the rows x of X of w_x dC_x/dtheta (w None: 1), as (nabla_b, nabla_w)."""
         nabla_b = [np.zeros_like(b) for b in self.biases]
         nabla_w = [np.zeros_like(w) for w in self.weights]
-        for x, y in zip(X, Y):
+        for i, (x, y) in enumerate(zip(X, Y)):
             delta_b, delta_w = self._backprop_example(x, y)
-            nabla_b = [nb + db for nb, db in zip(nabla_b, delta_b)]
-            nabla_w = [nw + dw for nw, dw in zip(nabla_w, delta_w)]
-        m = X.shape[0]
-        return [nb / m for nb in nabla_b], [nw / m for nw in nabla_w]
+            wx = 1 if w is None else self.dtype.type(w[i])
+            nabla_b = [nb + wx * db for nb, db in zip(nabla_b, delta_b)]
+            nabla_w = [nw + wx * dw for nw, dw in zip(nabla_w, delta_w)]
+        return nabla_b, nabla_w
 
-    def _train_epoch(self, X, Y, order, batch_size, lr, decay, momentum, workspace):
+    def _gradient(self, X, Y, w=None):
+        """Mean over the rows of X of the per-example gradients (weighted: / sum w)."""
+        nabla_b, nabla_w = self._gradient_sum(X, Y, w)
+        total = X.shape[0] if w is None else np.sum(w)
+        return [nb / total for nb in nabla_b], [nw / total for nw in nabla_w]
+
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
+        state = self._bind_optimizer(optimizer)
+        rule = UPDATE_RULES[optimizer._rule]
+        hp = dict(optimizer._hyper_values(), lr=optimizer.lr)
+        hp.setdefault("decoupled", False)
+        no_decay = dict(hp, weight_decay=0.0)
         costs = []
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             costs.extend(self._example_costs(X[batch], Y[batch]))
-            nabla_b, nabla_w = self._gradient(X[batch], Y[batch])
+            m = len(batch)
+            nabla_b, nabla_w = self._gradient_sum(
+                X[batch], Y[batch], None if factors is None else factors[batch])
+            optimizer._t += 1
             for l in range(self.n_layers):
-                # v <- mu v - eta (dC/dw + (lambda/n) w);  w <- w + v
-                self._velocity_w[l][...] = (momentum * self._velocity_w[l]
-                                            - lr * (nabla_w[l] + decay * self.weights[l]))
-                self.weights[l] += self._velocity_w[l]
-                self._velocity_b[l][...] = momentum * self._velocity_b[l] - lr * nabla_b[l]
-                self.biases[l] += self._velocity_b[l]
+                (vw, vb) = state[l]
+                rule(self.weights[l], nabla_w[l] / m, vw, optimizer._t, hp)  # decay: weights
+                rule(self.biases[l], nabla_b[l] / m, vb, optimizer._t, no_decay)
         return np.array(costs)
 
 
 __all__ = ["Network", "History", "DivergenceError", "SIGMA", "SIGMA_PRIME", "example_cost",
-           "output_error"]
+           "output_error", "UPDATE_RULES", "sgd", "sgd_velocity", "adam"]

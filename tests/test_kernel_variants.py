@@ -263,6 +263,7 @@ def test_train_refuses_an_order_index_outside_the_data(variant, bad):
     ws = [net._scratch(3) for _ in range(3)]
     before = net._params.copy()
     with pytest.raises(ValueError, match=r"order\[5\]"):
-        bpcore.network._kernels.train(net._layout, net._params, net._grads, net._velocity, X, Y,
-                                      order, 3, 0.1, 0.0, 0.0, *ws, None, 1)
+        kernels = bpcore.network._kernels
+        kernels.train_epoch(net._layout, net._params, net._grads, None, kernels.Hyper(
+            kernels.Rule.SGD, 0.1), X, Y, order, None, 3, *ws, None, 1)
     assert np.array_equal(net._params, before)

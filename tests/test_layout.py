@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import bpcore.network
 from bpcore import Network
+from bpcore.optim import SGD, Adam, AdamW
 
 LINE = 64  # bytes
 sizes_st = st.lists(st.integers(1, 70), min_size=2, max_size=5)
@@ -50,7 +51,10 @@ def test_buffers_and_views_start_on_a_cache_line(dtype):
     net = Network([784, 100, 30, 10], dtype=dtype, seed=0)
     line = bpcore.network._ALIGNMENT
     assert line == 64
-    for array in (net._params, net._grads, net._velocity, net._scratch(7)):
+    adam = Adam()
+    state = net._bind_optimizer(adam)  # the optimizer's state, one row per buffer
+    assert state.shape == (2, net._layout.n_params)
+    for array in (net._params, net._grads, state[0], state[1], net._scratch(7)):
         assert array.ctypes.data % line == 0 and array.flags.c_contiguous
     for view in net.weights + net.biases:
         assert view.ctypes.data % line == 0
@@ -58,19 +62,30 @@ def test_buffers_and_views_start_on_a_cache_line(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("momentum", [0.0, 0.9, "adamw", "sgd-nesterov"])
 def test_training_never_writes_the_gaps(dtype, momentum):
     sizes = [13, 7, 5, 3]  # no size a multiple of 16: gaps after every region
     net = Network(sizes, activations=["tanh", "relu", "sigmoid"], cost="cross_entropy",
                   dtype=dtype, seed=1, num_threads=2)
     rng = np.random.default_rng(0)
     X, Y = rng.random((40, 13)), rng.random((40, 3))
-    net.fit(X, Y, epochs=3, batch_size=6, lr=0.5, l2=0.1, momentum=momentum)
+    if momentum == "adamw":
+        opt = AdamW(0.01, weight_decay=0.1)
+    elif momentum == "sgd-nesterov":
+        opt = SGD(0.5, momentum=0.9, nesterov=True, weight_decay=0.01)
+    else:
+        opt = None
+    if opt is None:
+        net.fit(X, Y, epochs=3, batch_size=6, lr=0.5, l2=0.1, momentum=momentum)
+    else:
+        net.fit(X, Y, epochs=3, batch_size=6, optimizer=opt)
+        net._apply_update(net._gradient_sum(X.astype(net.dtype), Y.astype(net.dtype)), 1 / 40, opt)
     net.backprop(X[:9], Y[:9])
     in_use = np.zeros(net._layout.n_params, dtype=bool)
     for start, stop in _regions(net._layout):
         in_use[start:stop] = True
     assert (~in_use).sum() > 0
-    for buffer in (net._params, net._grads, net._velocity):
+    state = [] if opt is None else list(opt._state)
+    for buffer in [net._params, net._grads] + state:
         assert not buffer[~in_use].any()
     assert np.abs(net._params[in_use]).max() > 0

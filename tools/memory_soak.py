@@ -138,10 +138,10 @@ def one_cycle(i: int, data: dict, tmpdir: Path) -> None:
     expect(ValueError, lambda: net.backprop(X[:8], Y[:7]))
     kernels = bpcore.network._kernels
     too_small = net._scratch(1)
-    expect(ValueError, lambda: kernels.train(
-        net._layout, net._params, net._grads, net._velocity, X.astype(net.dtype),
-        np.zeros((EXAMPLES, config.sizes[-1]), net.dtype), None, BATCH, 0.1, 0.0, 0.0,
-        too_small, too_small, too_small, None, 1))
+    expect(ValueError, lambda: kernels.train_epoch(
+        net._layout, net._params, net._grads, None, kernels.Hyper(kernels.Rule.SGD, 0.1),
+        X.astype(net.dtype), np.zeros((EXAMPLES, config.sizes[-1]), net.dtype), None, None,
+        BATCH, too_small, too_small, too_small, None, 1))
     if i % DIVERGE_EVERY == 0:
         expect(DivergenceError, lambda: net.fit(X, Y, 1, BATCH, 1e300, l2=1.0, seed=0))
 

@@ -1,0 +1,215 @@
+/* The update rules of bpcore.optim, each written once.
+ *
+ * Every rule is one body, BP_OPT_BODY below, over a type V that is either a scalar
+ * T or a GCC/Clang vector of T (the same source compiled twice: scalar ops on a
+ * vector apply lane by lane).  It steps the parameter at offset o of a region
+ * (u->p + o) from g, the SUM over the m examples of a mini-batch of dC_x/dp; its
+ * callers are
+ *
+ *   - the epilogue of the fused gradient tile in _gemm.h (bp_bcast_sgd_*), on
+ *     whole vectors (bp_opt_vstep_*) and on the columns of an overlapping edge
+ *     vector (bp_opt_step_*);
+ *   - bp_opt_update_*, which steps a run of consecutive parameters from a buffer
+ *     of sums: the streaming pass of an epoch, the biases, and apply_update.
+ *
+ * The rules, in the seeds' notation (g = scale * sum: the mean gradient, scale =
+ * 1/m; lambda = weight decay, applied to weights only: a bias region has wd = 0):
+ *
+ *   BP_RULE_SGD           torch.optim.SGD (dampening 0):
+ *                         d = g + lambda p;  b <- mu b + d (momentum buffer);
+ *                         d = d + mu b (Nesterov) or b;  p <- p - eta d
+ *   BP_RULE_SGD_VELOCITY  network2.py's and scikit-learn's form, the velocity
+ *                         holding the step: d = eta (g + lambda p);  v <- mu v - d;
+ *                         p <- p + v  (Nesterov: p <- p + mu v - d; no momentum:
+ *                         p <- p - d).  This is fit(lr=, momentum=, l2=), whose
+ *                         arithmetic it keeps exactly (eta/m is one constant,
+ *                         so d = (eta/m) sum + (eta lambda) p).
+ *   BP_RULE_ADAM          torch.optim.Adam and, decoupled, AdamW:
+ *                         g <- g + lambda p (Adam) or p <- (1 - eta lambda) p (AdamW);
+ *                         m1 <- b1 m1 + (1 - b1) g;  m2 <- b2 m2 + (1 - b2) g^2;
+ *                         p <- p - (eta / (1 - b1^t)) m1 / (sqrt(m2) / sqrt(1 - b2^t) + eps)
+ *
+ * With constant eta the two SGD forms take the same steps (v = -eta b); they differ
+ * when eta changes between steps.  The constants of a step (bias corrections, the
+ * products of hyperparameters) are computed once per step in double by
+ * bp_opt_init_* and rounded to T.  Each parameter's step reads only that
+ * parameter, its own state and its own gradient, so the result never depends on
+ * which thread steps it, and the vector and scalar forms perform the same
+ * operations (IEEE sqrt and division are correctly rounded in both).
+ */
+#ifndef BPCORE_OPTIM_H
+#define BPCORE_OPTIM_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
+/* Rule codes; _kernels.pyx exports them as the cpdef enum ``Rule``. */
+enum bp_rule {
+    BP_RULE_SGD = 0,
+    BP_RULE_SGD_VELOCITY = 1,
+    BP_RULE_ADAM = 2
+};
+
+/* The hyperparameters of an optimizer and its step count, as Python sets them. */
+typedef struct {
+    int rule;
+    int nesterov;             /* SGD */
+    int decoupled;            /* Adam: 1 = AdamW's decay p <- (1 - lr wd) p */
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+    long long t;              /* steps taken so far */
+} bp_hyper;
+
+/* How many buffers of n_params a rule keeps: velocity / momentum buffer; m1 and m2. */
+static inline int bp_rule_buffers(const bp_hyper *h) {
+    if (h->rule == BP_RULE_ADAM) return 2;
+    return h->momentum != 0 ? 1 : 0;
+}
+
+#define BP_DEFINE_OPT(T, SUF)                                                           \
+/* One step's constants, for one region (the weights or the biases of a layer) */       \
+typedef struct {                                                                        \
+    int rule, momentum, nesterov;                                                       \
+    T lr, scale, step, mu, wd, lr_wd, keep, b1, b2, c1, c2, step_size, bc2_sqrt, eps;   \
+    T *p, *s0, *s1;           /* parameters, first and second state buffer */           \
+} bp_opt_##SUF;                                                                         \
+                                                                                        \
+/* The constants of step t (1-based) for the region at p (state at s0, s1): lr_sum     \
+   multiplies the gradient sum in the velocity form (lr/m), scale makes the sum a      \
+   mean (1/m); decay: whether weight decay applies (weights: yes, biases: no). */      \
+static inline void bp_opt_init_##SUF(bp_opt_##SUF *u, const bp_hyper *h, double lr_sum, \
+                                     double scale, long long t, int decay, T *p, T *s0, \
+                                     T *s1) {                                           \
+    double wd = decay ? h->weight_decay : 0.0;                                          \
+    int decoupled = h->rule == BP_RULE_ADAM && h->decoupled;                            \
+    u->rule = h->rule;                                                                  \
+    u->momentum = h->momentum != 0;                                                     \
+    u->nesterov = h->nesterov;                                                          \
+    u->lr = (T)h->lr;                                                                   \
+    u->scale = (T)scale;                                                                \
+    u->step = (T)lr_sum;                                                                \
+    u->mu = (T)h->momentum;                                                             \
+    u->wd = (T)(decoupled ? 0.0 : wd);                                                  \
+    u->lr_wd = (T)(h->lr * wd);                                                         \
+    u->keep = (T)(decoupled ? 1.0 - h->lr * wd : 1.0);                                  \
+    u->b1 = (T)h->beta1;                                                                \
+    u->b2 = (T)h->beta2;                                                                \
+    u->c1 = (T)(1.0 - h->beta1);                                                        \
+    u->c2 = (T)(1.0 - h->beta2);                                                        \
+    u->step_size = (T)(h->lr / (1.0 - pow(h->beta1, (double)t)));                       \
+    u->bc2_sqrt = (T)sqrt(1.0 - pow(h->beta2, (double)t));                              \
+    u->eps = (T)h->eps;                                                                 \
+    u->p = p;                                                                           \
+    u->s0 = s0;                                                                         \
+    u->s1 = s1;                                                                         \
+}
+
+BP_DEFINE_OPT(float, f)
+BP_DEFINE_OPT(double, d)
+
+/* The rules (see the top of this file).  u, o and g are the step's constants, the
+   offset in the region and the gradient sum; V is T or a vector of T, LOAD/STORE
+   read and write a V at a T*, SQRT is the square root of a V. */
+#define BP_OPT_BODY(V, LOAD, STORE, SQRT)                                               \
+    V p = LOAD(u->p + o);                                                               \
+    switch (u->rule) {                                                                  \
+    case BP_RULE_SGD_VELOCITY: {                                                        \
+        V d = u->step * g + u->lr_wd * p;                                               \
+        if (u->momentum) {                                                              \
+            V v = u->mu * LOAD(u->s0 + o) - d;                                          \
+            STORE(u->s0 + o, v);                                                        \
+            if (u->nesterov) p = p + (u->mu * v - d);                                   \
+            else p = p + v;                                                             \
+        } else {                                                                        \
+            p = p - d;                                                                  \
+        }                                                                               \
+        break;                                                                          \
+    }                                                                                   \
+    case BP_RULE_SGD: {                                                                 \
+        V d = u->scale * g + u->wd * p;                                                 \
+        if (u->momentum) {                                                              \
+            V b = u->mu * LOAD(u->s0 + o) + d;                                          \
+            STORE(u->s0 + o, b);                                                        \
+            if (u->nesterov) d = d + u->mu * b;                                         \
+            else d = b;                                                                 \
+        }                                                                               \
+        p = p - u->lr * d;                                                              \
+        break;                                                                          \
+    }                                                                                   \
+    default: {  /* BP_RULE_ADAM */                                                      \
+        V d = u->scale * g + u->wd * p;     /* Adam's L2 term; wd = 0 for AdamW */      \
+        p = u->keep * p;                    /* AdamW's decay; keep = 1 for Adam */      \
+        V m1 = u->b1 * LOAD(u->s0 + o) + u->c1 * d;                                     \
+        V m2 = u->b2 * LOAD(u->s1 + o) + u->c2 * (d * d);                               \
+        STORE(u->s0 + o, m1);                                                           \
+        STORE(u->s1 + o, m2);                                                           \
+        p = p - u->step_size * (m1 / (SQRT(m2) / u->bc2_sqrt + u->eps));                \
+        break;                                                                          \
+    }                                                                                   \
+    }                                                                                   \
+    STORE(u->p + o, p);
+
+#define BP_OPT_SLOAD(q) (*(q))
+#define BP_OPT_SSTORE(q, x) (*(q) = (x))
+
+/* The scalar form: one parameter. */
+static inline void bp_opt_step_f(const bp_opt_f *u, ptrdiff_t o, float g) {
+    BP_OPT_BODY(float, BP_OPT_SLOAD, BP_OPT_SSTORE, sqrtf)
+}
+static inline void bp_opt_step_d(const bp_opt_d *u, ptrdiff_t o, double g) {
+    BP_OPT_BODY(double, BP_OPT_SLOAD, BP_OPT_SSTORE, sqrt)
+}
+
+/* The vector form, bp_opt_vstep_SUF(u, o, g) for a vector g of sums, and
+   bp_opt_update_SUF(u, g, n): parameters 0..n-1 of the region from the sums g[0..n-1],
+   whole vectors first, then the rest one by one.  Instantiated by _gemm.h inside
+   BP_DEFINE_GEMM, where the vector type bp_vSUF and its loads and stores are defined. */
+#if defined(__GNUC__) || defined(__clang__)
+
+/* r = sqrt(x) lane by lane, for the vector widths _gemm.h picks (BP_VBYTES). */
+#if defined(__AVX512F__)
+#define BP_OPT_VSQRT_f(r, x) r = (bp_vf)_mm512_sqrt_ps((__m512)(x))
+#define BP_OPT_VSQRT_d(r, x) r = (bp_vd)_mm512_sqrt_pd((__m512d)(x))
+#elif defined(__AVX2__)
+#define BP_OPT_VSQRT_f(r, x) r = (bp_vf)_mm256_sqrt_ps((__m256)(x))
+#define BP_OPT_VSQRT_d(r, x) r = (bp_vd)_mm256_sqrt_pd((__m256d)(x))
+#elif defined(__SSE2__)
+#define BP_OPT_VSQRT_f(r, x) r = (bp_vf)_mm_sqrt_ps((__m128)(x))
+#define BP_OPT_VSQRT_d(r, x) r = (bp_vd)_mm_sqrt_pd((__m128d)(x))
+#else
+#define BP_OPT_VSQRT_f(r, x) for (int l_ = 0; l_ < BP_Wf; l_++) r[l_] = sqrtf((x)[l_])
+#define BP_OPT_VSQRT_d(r, x) for (int l_ = 0; l_ < BP_Wd; l_++) r[l_] = sqrt((x)[l_])
+#endif
+
+#define BP_DEFINE_OPT_VECTOR(T, SUF)                                                    \
+static inline bp_v##SUF bp_opt_vload_##SUF(const T *q) {                                \
+    bp_v##SUF v; memcpy(&v, q, sizeof v); return v;                                     \
+}                                                                                       \
+static inline void bp_opt_vstore_##SUF(T *q, bp_v##SUF v) { memcpy(q, &v, sizeof v); }  \
+static inline bp_v##SUF bp_opt_vsqrt_##SUF(bp_v##SUF x) {                               \
+    bp_v##SUF r;                                                                        \
+    BP_OPT_VSQRT_##SUF(r, x);                                                           \
+    return r;                                                                           \
+}                                                                                       \
+static inline void bp_opt_vstep_##SUF(const bp_opt_##SUF *u, ptrdiff_t o, bp_v##SUF g) { \
+    BP_OPT_BODY(bp_v##SUF, bp_opt_vload_##SUF, bp_opt_vstore_##SUF, bp_opt_vsqrt_##SUF)  \
+}                                                                                       \
+static inline void bp_opt_update_##SUF(const bp_opt_##SUF *u, const T *g, ptrdiff_t n) { \
+    ptrdiff_t o = 0;                                                                    \
+    for (; o + BP_W##SUF <= n; o += BP_W##SUF) bp_opt_vstep_##SUF(u, o, bp_opt_vload_##SUF(g + o)); \
+    for (; o < n; o++) bp_opt_step_##SUF(u, o, g[o]);                                   \
+}
+
+#else  /* no vector extensions: the scalar form throughout */
+
+#define BP_DEFINE_OPT_VECTOR(T, SUF)                                                    \
+static inline void bp_opt_update_##SUF(const bp_opt_##SUF *u, const T *g, ptrdiff_t n) { \
+    for (ptrdiff_t o = 0; o < n; o++) bp_opt_step_##SUF(u, o, g[o]);                    \
+}
+
+#endif
+
+#endif
