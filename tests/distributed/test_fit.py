@@ -11,6 +11,7 @@ import pytest
 from mpi4py import MPI
 
 from bpcore import DivergenceError, Network
+from bpcore.optim import SGD, Adam, AdamW
 from bpcore.distributed import DistributedError, _part, _Reducer
 from bpcore.network import _aligned
 from mpi_helpers import flat_params, same_on_all_ranks
@@ -102,6 +103,32 @@ def test_equals_one_process_and_ranks_identical_after_every_step(comm, sizes, ac
     assert np.max(np.abs(p - q)) <= 1e-10 * np.max(np.abs(q))
     np.testing.assert_allclose(history.train_cost, single.train_cost, rtol=1e-10)
     assert same_on_all_ranks(comm, [np.array(history.train_cost)])
+
+
+OPTIMIZERS = {
+    "sgd-nesterov": lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "adam": lambda: Adam(0.01, weight_decay=0.001),
+    "adamw": lambda: AdamW(0.01),
+}
+
+
+@pytest.mark.parametrize("weighting", ["none", "sample", "balanced"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_and_weights_equal_one_process_across_fits(comm, name, weighting):
+    X, Y = data([6, 9, 3], "log_likelihood", 45)
+    weights = {"sample_weight": np.random.default_rng(3).uniform(0.1, 2.0, 45)} \
+        if weighting == "sample" else {"class_weight": "balanced"} if weighting == "balanced" \
+        else {}
+    net, alone = (make([6, 9, 3], ["tanh", "softmax"], "log_likelihood") for _ in range(2))
+    ours, theirs = OPTIMIZERS[name](), OPTIMIZERS[name]()
+    for call in range(2):  # the same optimizer carries on into the second fit
+        h = net.fit(X, Y, 3, 8, optimizer=ours, seed=call, comm=comm, **weights)
+        h1 = alone.fit(X, Y, 3, 8, optimizer=theirs, seed=call, **weights)
+        assert same_on_all_ranks(comm, [flat_params(net)] + ours._arrays())
+        p, q = flat_params(net), flat_params(alone)
+        assert np.max(np.abs(p - q)) <= 1e-10 * np.max(np.abs(q))
+        np.testing.assert_allclose(h.train_cost, h1.train_cost, rtol=1e-10)
+        assert ours.steps == theirs.steps == 18 * (call + 1)  # 6 steps per epoch
 
 
 def test_two_runs_with_the_same_ranks_are_bitwise_identical(comm):
