@@ -18,7 +18,6 @@ every ``_train_epoch`` of the call.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,37 +26,11 @@ from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
                           check_fit_args, epoch_order)
 from ._weights import as_sample_weight, fit_weights, step_factors
+from ._checkpoint import Checkpointer
+from .exceptions import DivergenceError, ResultOverflowError
+from .history import History
 from .optim import for_fit
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced NaN or infinite parameters (usually: the learning rate is too large)."""
-
-
-class ResultOverflowError(ValueError):
-    """Finite inputs whose output, cost or gradient overflowed: too large for the network."""
-
-
-@dataclass
-class History:
-    """Per-epoch record of a ``fit``: one entry per epoch in each list.
-
-    ``train_cost`` is the mean cost of the training examples as they were met
-    during the epoch (each computed just before its mini-batch's step), the
-    running figure other libraries report; it excludes the L2 term.
-    ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
-    without ``validation_data``.  ``seconds`` is the time spent training, the
-    validation pass excluded.
-    """
-
-    train_cost: list[float] = field(default_factory=list)
-    val_cost: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-
-    @property
-    def epochs(self) -> int:
-        return len(self.train_cost)
+from .schedules import check_schedule
 
 
 class BaseNetwork:
@@ -194,9 +167,9 @@ class BaseNetwork:
         return nabla_b, nabla_w
 
     def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
-            sample_weight=None, class_weight=None, shuffle=True, seed=None,
-            validation_data=None, verbose=False, callback=None,
-            comm=None) -> History:
+            schedule=None, sample_weight=None, class_weight=None, shuffle=True, seed=None,
+            validation_data=None, verbose=False, callback=None, checkpoint=None,
+            checkpoint_every=1, resume=False, comm=None) -> History:
         """Train by mini-batch gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
@@ -233,13 +206,25 @@ class BaseNetwork:
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
-        returning ``True`` stops training there (early stopping).
+        returning ``True`` stops training there (:class:`bpcore.callbacks.EarlyStopping`
+        is one).
+
+        ``schedule`` (a :mod:`bpcore.schedules` schedule) sets the learning rate
+        of each epoch; ``history.lr`` records the rate of every epoch.
+        ``checkpoint`` (a path) writes, atomically, everything needed to continue
+        after every ``checkpoint_every`` epochs and after the last (see
+        ``bpcore._checkpoint``); with ``resume=True`` a ``fit`` with the same
+        arguments continues from that file if it exists, up to ``epochs`` epochs
+        in all, and ends bitwise where an uninterrupted ``fit`` would have; the
+        history returned covers the whole run.  A checkpoint of another
+        architecture, optimizer or schedule, or a damaged one, raises ``ValueError``.
 
         ``comm``, an mpi4py communicator (``MPI.COMM_WORLD``; needs ``bpcore[mpi]``),
         trains data-parallel over its ranks: every rank calls ``fit`` with the same
         data and arguments, each computes the gradient of its part of every
         mini-batch, and all end with bitwise identical networks (rank 0's starting
-        parameters and shuffling); only rank 0 prints.  See :mod:`bpcore.distributed`.
+        parameters and shuffling); only rank 0 prints and writes the checkpoint (which
+        every rank reads to resume).  See :mod:`bpcore.distributed`.
         """
         settings = {k: v for k, v in locals().items()
                     if k not in ("self", "X", "Y", "validation_data", "comm")}
@@ -260,19 +245,29 @@ class BaseNetwork:
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
-        history = History()
+        schedule = check_schedule(schedule)
+        saver = None if checkpoint is None else Checkpointer(
+            checkpoint, checkpoint_every, resume, self, {"n_examples": n, "batch_size": batch_size})
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
         # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
         # epoch), where copying into the same buffer takes ~12 ms.
         self._bind_optimizer(optimizer)
+        done, history = (0, History()) if saver is None else saver.resume(epochs, rng, optimizer,
+                                                                           schedule)
+        if schedule is not None:
+            schedule.start(optimizer.lr)
         state = self._state_arrays() + optimizer._arrays()
         before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
         train_epoch = self._train_epoch
         if comm is not None:  # the ranks check their setups; rank 0's parameters, shuffling
-            comm.agree(rng, {"X": X, "Y": Y, "validation_data": validation}, settings)
+            comm.agree(rng, {"X": X, "Y": Y, "validation_data": validation,
+                             "epochs done (resumed)": done}, settings)
             train_epoch, verbose = comm.train_epoch, verbose and comm.rank == 0
-        for epoch in range(1, epochs + 1):
+            saver = saver if comm.rank == 0 else None
+        for epoch in range(done + 1, epochs + 1):
+            if schedule is not None:
+                optimizer.lr = schedule.lr
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, state):
@@ -305,6 +300,7 @@ class BaseNetwork:
                     f"NaN or infinite with lr={optimizer.lr}; the network was restored to its "
                     f"state before epoch {epoch} (try a smaller lr)")
             history.seconds.append(seconds)
+            history.lr.append(optimizer.lr)
             history.train_cost.append(float(
                 np.mean(costs) if weights is None
                 else np.sum(weights[order] * costs) / np.sum(weights)))
@@ -313,6 +309,10 @@ class BaseNetwork:
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
             if verbose:
                 print(self._epoch_line(history, epoch, epochs, n), flush=True)
+            if schedule is not None:
+                schedule.step(history)
+            if saver is not None:
+                saver.after_epoch(epoch, epochs, history, rng, optimizer, schedule)
             stop = callback is not None and callback(epoch, history) is True
             if comm is not None:  # one rank's callback stops them all; so does a Ctrl-C
                 stop = comm.end_epoch(stop, history)

@@ -20,6 +20,7 @@ from . import bench as bench_configs
 from . import DivergenceError, History, Network, __version__, build_info
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
 from ._validation import check_fit_args
+from .callbacks import EarlyStopping
 from .distributed import DistributedError
 from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
 
@@ -253,18 +254,16 @@ class _Progress:
     """The fit callback: reports each epoch, and stops early when asked to.
 
     Reports with a tqdm bar (unit: epochs) when stdout is a terminal, else one
-    line per epoch.  With ``patience``, it remembers the parameters of the
-    epoch with the best validation accuracy and returns True (which stops
-    ``fit``) once ``patience`` epochs have passed without improvement.
+    line per epoch.  With ``patience``, a :class:`bpcore.callbacks.EarlyStopping`
+    on the validation accuracy stops ``fit`` once ``patience`` epochs have passed
+    without improvement, and puts back the parameters of the best epoch.
     """
 
     def __init__(self, net: Network, epochs: int, n_train: int, label: str, quiet: bool,
                  patience: int | None):
         self.net, self.epochs, self.n_train, self.label = net, epochs, n_train, label
-        self.patience = patience
         self.history = History()  # until fit hands over its own, live one
-        self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
-        self.stopped = False
+        self.early = None if patience is None else EarlyStopping(net, patience)
         self.bar = None
         self.lines = not quiet
         if not quiet and sys.stdout.isatty():
@@ -286,23 +285,17 @@ class _Progress:
             print(f"epoch {epoch}/{self.epochs}  train cost {cost:.4f}  {self.label} cost "
                   f"{val_cost:.4f}  {self.label} accuracy {accuracy:.4f}  {seconds:.2f} s  "
                   f"({speed:,.0f} samples/s)", flush=True)
-        if self.patience is None:
-            return False
-        if accuracy > self.best[0]:
-            self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
-        self.stopped = epoch - self.best[1] >= self.patience
-        return self.stopped
+        return self.early is not None and self.early(epoch, history)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping ended training (and restored the best epoch)."""
+        return self.early is not None and self.early.stopped_epoch is not None
 
     @property
     def epochs_done(self) -> int:
         """Epochs trained so far (also one whose report an interruption cut short)."""
         return len(self.history.train_cost)
-
-    def restore_best(self) -> None:
-        """Put the parameters of the best epoch back into the network."""
-        params = self.best[2]
-        L = self.net.n_layers
-        self.net.weights, self.net.biases = params[:L], params[L:]
 
     def close(self) -> None:
         if self.bar is not None:
@@ -408,8 +401,6 @@ def _train(args: argparse.Namespace) -> int:
         progress.close()
 
     stopped = progress.stopped
-    if stopped:
-        progress.restore_best()
     saved = []
     if args.save:
         net.save(args.save)
@@ -424,10 +415,9 @@ def _train(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         return 130
     if stopped and not args.quiet:
-        accuracy, best_epoch, _ = progress.best
         print(f"early stopping after epoch {progress.epochs_done}: validation accuracy has not "
-              f"improved for {args.early_stopping} epoch(s); keeping epoch {best_epoch} "
-              f"(validation accuracy {accuracy:.4f})")
+              f"improved for {args.early_stopping} epoch(s); keeping epoch "
+              f"{progress.early.best_epoch} (validation accuracy {progress.early.best:.4f})")
     if comm is None or comm.Get_rank() == 0:
         print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
     if not args.quiet:
