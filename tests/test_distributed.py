@@ -152,3 +152,34 @@ def test_ctrl_c_on_one_rank_stops_both(mpiexec, tmp_path):
                          out), out
     epochs = re.findall(r"after (\d+) epochs", out)
     assert len(set(epochs)) == 1 and int(epochs[0]) >= 1, out
+
+
+# -- without MPI ------------------------------------------------------------------------------
+def _python(code: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def test_import_bpcore_does_not_import_mpi4py(tmp_path):
+    done = _python("""
+        import sys
+        import bpcore, bpcore.distributed, bpcore.cli
+        assert "mpi4py" not in sys.modules, sorted(m for m in sys.modules if "mpi" in m)
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_comm_without_mpi4py_names_the_extra(tmp_path):
+    done = _python("""
+        import sys
+        sys.modules["mpi4py"] = None  # as if it were not installed
+        import numpy as np
+        from bpcore import Network
+        try:
+            Network([2, 3, 1], seed=0).fit(np.zeros((4, 2)), np.zeros((4, 1)), 1, 2, 0.1,
+                                           comm=object())
+        except ImportError as exc:
+            print(exc)
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert 'fit(comm=...) needs mpi4py' in done.stdout and 'pip install "bpcore[mpi]"' in done.stdout

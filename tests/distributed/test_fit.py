@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+import bpcore._checkpoint
 from bpcore import DivergenceError, Network
+from bpcore.schedules import Adaptive, StepDecay
 from bpcore.optim import SGD, Adam, AdamW
 from bpcore.distributed import DistributedError, _part, _Reducer
 from bpcore.network import _aligned
@@ -129,6 +131,47 @@ def test_optimizers_and_weights_equal_one_process_across_fits(comm, name, weight
         assert np.max(np.abs(p - q)) <= 1e-10 * np.max(np.abs(q))
         np.testing.assert_allclose(h.train_cost, h1.train_cost, rtol=1e-10)
         assert ours.steps == theirs.steps == 18 * (call + 1)  # 6 steps per epoch
+
+
+def _shared_folder(comm, tmp_path_factory, name):
+    """A folder every rank sees (rank 0's temporary one; the ranks share this machine)."""
+    return comm.bcast(str(tmp_path_factory.mktemp(name)) if comm.Get_rank() == 0 else None)
+
+
+@pytest.mark.parametrize("schedule", [lambda: StepDecay(2, gamma=0.5), lambda: Adaptive()])
+def test_schedules_and_resume_from_rank_0s_checkpoint(comm, tmp_path_factory, monkeypatch,
+                                                      schedule):
+    X, Y = data([6, 9, 3], "log_likelihood", 40)
+    path = _shared_folder(comm, tmp_path_factory, "ckpt") + "/run.npz"
+    if comm.Get_rank() != 0:  # only rank 0 writes
+        def refuse(*args, **kwargs):
+            raise AssertionError("a rank other than 0 wrote the checkpoint")
+        monkeypatch.setattr(bpcore._checkpoint.Checkpointer, "after_epoch", refuse)
+    whole = make([6, 9, 3], ["tanh", "softmax"], "log_likelihood")
+    h_whole = whole.fit(X, Y, 5, 8, optimizer=Adam(0.01), schedule=schedule(), seed=1,
+                        comm=comm)
+    part = make([6, 9, 3], ["tanh", "softmax"], "log_likelihood")
+    part.fit(X, Y, 3, 8, optimizer=Adam(0.01), schedule=schedule(), seed=1, checkpoint=path,
+             comm=comm)
+    resumed = make([6, 9, 3], ["tanh", "softmax"], "log_likelihood", seed=7)
+    h = resumed.fit(X, Y, 5, 8, optimizer=Adam(0.01), schedule=schedule(), seed=1,
+                    checkpoint=path, resume=True, comm=comm)
+    assert flat_params(resumed).tobytes() == flat_params(whole).tobytes()
+    assert h.lr == h_whole.lr and h.train_cost == h_whole.train_cost
+    assert same_on_all_ranks(comm, [flat_params(resumed)])
+
+
+def test_ranks_that_resume_from_different_epochs_all_raise(comm, tmp_path_factory):
+    X, Y = data([4, 5, 2], "quadratic", 20)
+    folder = _shared_folder(comm, tmp_path_factory, "ckpt-one")
+    if comm.Get_rank() == 0:  # a checkpoint that only rank 0 is given
+        make([4, 5, 2], ["relu", "sigmoid"], "quadratic").fit(
+            X, Y, 1, 5, 0.1, seed=0, checkpoint=f"{folder}/run.npz")
+    comm.Barrier()
+    path = f"{folder}/run.npz" if comm.Get_rank() == 0 else f"{folder}/other.npz"
+    with pytest.raises(ValueError, match="differ in epochs done .resumed.: 1 on rank 0; 0 on"):
+        make([4, 5, 2], ["relu", "sigmoid"], "quadratic").fit(
+            X, Y, 3, 5, 0.1, seed=0, checkpoint=path, resume=True, comm=comm)
 
 
 def test_two_runs_with_the_same_ranks_are_bitwise_identical(comm):
