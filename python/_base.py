@@ -229,8 +229,8 @@ class BaseNetwork:
         settings = {k: v for k, v in locals().items()
                     if k not in ("self", "X", "Y", "validation_data", "comm")}
         if comm is not None and not isinstance(comm, _distributed.Group):
-            raise TypeError(f"comm: {type(self).__name__} trains in one process; "
-                            "bpcore.Network trains over MPI")
+            raise TypeError(f"comm: {type(self).__module__}.{type(self).__qualname__} trains "
+                            "in one process; bpcore.Network trains over MPI")
         epochs, batch_size, lr_, l2, momentum = check_fit_args(
             epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
         lr = None if lr is None else lr_

@@ -183,3 +183,12 @@ def test_comm_without_mpi4py_names_the_extra(tmp_path):
     """, tmp_path)
     assert done.returncode == 0, done.stderr
     assert 'fit(comm=...) needs mpi4py' in done.stdout and 'pip install "bpcore[mpi]"' in done.stdout
+
+
+def test_the_reference_network_refuses_comm():
+    import numpy as np
+    from bpcore import reference
+    net = reference.Network([2, 3, 1], seed=0)
+    with pytest.raises(TypeError, match="comm: bpcore.reference.Network trains in one "
+                                        "process; bpcore.Network trains over MPI"):
+        net.fit(np.zeros((4, 2)), np.zeros((4, 1)), 1, 2, 0.1, comm=object())
