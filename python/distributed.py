@@ -103,8 +103,14 @@ def _digest(array: np.ndarray) -> str:
 
 def describe(value) -> str:
     """A short text that is equal on two ranks when ``value`` means the same there."""
-    if value is None or isinstance(value, (bool, numbers.Number, str, bytes, np.bool_)):
+    if value is None or isinstance(value, (bool, str, bytes, np.bool_)):
         return repr(value)
+    if isinstance(value, numbers.Integral):  # 3 and np.int64(3) alike
+        return repr(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, numbers.Number):
+        return repr(complex(value))
     if isinstance(value, os.PathLike):
         return repr(os.fspath(value))
     if isinstance(value, np.ndarray):
@@ -170,8 +176,9 @@ class _Reducer:
 
     def __init__(self, comm, MPI, n: int, dtype: np.dtype, aligned):
         P, r = comm.Get_size(), comm.Get_rank()
-        line = max(1, 64 // dtype.itemsize)
-        chunk = -(-(-(-n // P)) // line) * line  # ceil(n / P), rounded up to a cache line
+        line = max(1, 64 // dtype.itemsize)  # entries per cache line
+        share = -(-n // P)
+        chunk = -(-share // line) * line  # ceil(n / P), rounded up to whole lines
         self.starts = [min(q * chunk, n) for q in range(P)]
         self.counts = [min(chunk, n - s) for s in self.starts]
         self.mine = slice(self.starts[r], self.starts[r] + self.counts[r])
