@@ -226,7 +226,7 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
    s0 > 0 the sums so far are read back from C (exactly: the same                    \
    partial sums, so blocking over s leaves the result unchanged).  With u and the    \
    last block of s, the sums are not stored but applied as an optimizer step to the  \
-   parameters at the same place (bp_opt_*step, _optim.h); at[c] is where vector c would start \
+   parameters at the same place (_optim.h); at[c] is where vector c would start     \
    without the edge overlap, and only its columns from at[c] on are stepped, so no   \
    parameter is stepped twice. */                                                     \
 static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,           \
@@ -250,20 +250,25 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
             BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] += as * bv[c];       \
         }                                                                               \
     }                                                                                   \
-    if (u == NULL) {                                                                    \
+    if (u == NULL || u->rule != BP_RULE_SGD_VELOCITY) {                                 \
         BP_UNROLL for (int r = 0; r < mr; r++)                                          \
             BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                \
                 bp_store_##SUF(C + (r0 + r) * ldc + col[c], acc[r][c]);                 \
+        if (u != NULL)  /* the tile's columns at[0]..col[NR-1]+W of each row */         \
+            for (int r = 0; r < mr; r++) {                                              \
+                ptrdiff_t o = (r0 + r) * ldc + at[0];                                   \
+                bp_opt_run_##SUF(u, o, C + o, col[BP_BC_NR - 1] + BP_W##SUF - at[0]);   \
+            }                                                                           \
         return;                                                                         \
     }                                                                                   \
-    BP_UNROLL for (int r = 0; r < mr; r++)                                              \
+    BP_UNROLL for (int r = 0; r < mr; r++)  /* the velocity form, inlined */            \
         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
             ptrdiff_t o = (r0 + r) * ldc + col[c];                                      \
             if (at[c] == col[c]) {                                                      \
-                bp_opt_vstep_##SUF(u, o, acc[r][c]);                                    \
+                bp_opt_vel_vstep_##SUF(u, o, acc[r][c]);                                \
             } else {  /* overlapping edge vector: its columns from at[c] on */          \
                 for (ptrdiff_t l = at[c] - col[c]; l < BP_W##SUF; l++)                  \
-                    bp_opt_step_##SUF(u, o + l, acc[r][c][l]);                          \
+                    bp_opt_vel_step_##SUF(u, o + l, acc[r][c][l]);                      \
             }                                                                           \
         }                                                                               \
 }                                                                                       \
@@ -283,9 +288,11 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
             for (ptrdiff_t n = 0; n < N; n++) {                                         \
                 T s_ = 0;                                                               \
                 for (ptrdiff_t s = 0; s < S; s++) s_ += a[r * ars + s * ass] * B[s * ldb + n]; \
-                if (u == NULL) C[r * ldc + n] = s_;                                     \
-                else bp_opt_step_##SUF(u, r * ldc + n, s_);                             \
+                if (u == NULL || u->rule != BP_RULE_SGD_VELOCITY) C[r * ldc + n] = s_;  \
+                else bp_opt_vel_step_##SUF(u, r * ldc + n, s_);                         \
             }                                                                           \
+        if (u != NULL && u->rule != BP_RULE_SGD_VELOCITY)                               \
+            for (ptrdiff_t r = 0; r < R; r++) bp_opt_run_##SUF(u, r * ldc, C + r * ldc, N); \
         return;                                                                         \
     }                                                                                   \
     /* Blocks of BP_BC_RC rows; in each, column panel outermost (an overlapping edge  \
@@ -361,8 +368,7 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
                                T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {            \
     bp_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc);                               \
     if (u != NULL)                                                                      \
-        for (ptrdiff_t r = 0; r < R; r++)                                               \
-            for (ptrdiff_t n = 0; n < N; n++) bp_opt_step_##SUF(u, r * ldc + n, C[r * ldc + n]); \
+        for (ptrdiff_t r = 0; r < R; r++) bp_opt_run_##SUF(u, r * ldc, C + r * ldc, N);   \
 }
 #endif
 

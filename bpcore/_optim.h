@@ -1,16 +1,16 @@
 /* The update rules of bpcore.optim, each written once.
  *
- * Every rule is one body, BP_OPT_BODY below, over a type V that is either a scalar
- * T or a GCC/Clang vector of T (the same source compiled twice: scalar ops on a
- * vector apply lane by lane).  It steps the parameter at offset o of a region
- * (u->p + o) from g, the SUM over the m examples of a mini-batch of dC_x/dp; its
- * callers are
+ * Every rule is one macro body over a type V that is either a scalar T or a
+ * GCC/Clang vector of T (scalar ops on a vector apply lane by lane): the velocity
+ * form of SGD in BP_OPT_VELOCITY_BODY, SGD and Adam/AdamW in BP_OPT_BODY.  A step
+ * takes g, the SUM over the m examples of a mini-batch of dC_x/dp, for the
+ * parameters of a region (the weights or the biases of one layer); its callers are
  *
- *   - the epilogue of the fused gradient tile in _gemm.h (bp_bcast_sgd_*), on
- *     whole vectors (bp_opt_vstep_*) and on the columns of an overlapping edge
- *     vector (bp_opt_step_*);
- *   - bp_opt_update_*, which steps a run of consecutive parameters from a buffer
- *     of sums: the streaming pass of an epoch, the biases, and apply_update.
+ *   - the epilogue of the fused gradient tile in _gemm.h (bp_bcast_sgd_*), when a
+ *     mini-batch is summed in one block;
+ *   - bp_opt_run_* / bp_opt_update_*, which step a run of consecutive parameters
+ *     from a buffer of sums: the streaming pass of an epoch, the biases, and
+ *     apply_update.
  *
  * The rules, in the seeds' notation (g = scale * sum: the mean gradient, scale =
  * 1/m; lambda = weight decay, applied to weights only: a bias region has wd = 0):
@@ -33,9 +33,9 @@
  * when eta changes between steps.  The constants of a step (bias corrections, the
  * products of hyperparameters) are computed once per step in double by
  * bp_opt_init_* and rounded to T.  Each parameter's step reads only that
- * parameter, its own state and its own gradient, so the result never depends on
- * which thread steps it, and the vector and scalar forms perform the same
- * operations (IEEE sqrt and division are correctly rounded in both).
+ * parameter, its own state and its own gradient, and is computed by the same
+ * instructions whichever path or thread steps it (see "Two kinds of instantiation"
+ * below), so the result never depends on the thread count.
  */
 #ifndef BPCORE_OPTIM_H
 #define BPCORE_OPTIM_H
@@ -110,63 +110,82 @@ static inline void bp_opt_init_##SUF(bp_opt_##SUF *u, const bp_hyper *h, double 
 BP_DEFINE_OPT(float, f)
 BP_DEFINE_OPT(double, d)
 
-/* The rules (see the top of this file).  u, o and g are the step's constants, the
-   offset in the region and the gradient sum; V is T or a vector of T, LOAD/STORE
-   read and write a V at a T*, SQRT is the square root of a V. */
-#define BP_OPT_BODY(V, LOAD, STORE, SQRT)                                               \
+/* Two kinds of instantiation.  The velocity form (fit(lr=)'s rule) is inlined into its
+   callers, a scalar and a vector form: the arithmetic bpcore has always used, bit for
+   bit.  Every other rule is compiled exactly once per dtype, as one out-of-line
+   function stepping one vector (bp_opt_vec_*), which every caller uses for every
+   parameter (the last few of a run through a vector of copies): with FMA, a
+   compiler may fuse a different one of the two products of  a*b + c*d  in different
+   inlined copies of the same source (it did: docs/design.md), so one copy is the only
+   way to make every path -- fused tile, streaming pass, apply_update, any thread
+   count -- give the same bits. */
+
+/* The velocity form of SGD; u, o and g: the step's constants, the offset in the
+   region, the gradient sum; V is T or a vector of T, LOAD/STORE read and write a V. */
+#define BP_OPT_VELOCITY_BODY(V, LOAD, STORE)                                            \
     V p = LOAD(u->p + o);                                                               \
-    switch (u->rule) {                                                                  \
-    case BP_RULE_SGD_VELOCITY: {                                                        \
-        V d = u->step * g + u->lr_wd * p;                                               \
-        if (u->momentum) {                                                              \
-            V v = u->mu * LOAD(u->s0 + o) - d;                                          \
-            STORE(u->s0 + o, v);                                                        \
-            if (u->nesterov) p = p + (u->mu * v - d);                                   \
-            else p = p + v;                                                             \
-        } else {                                                                        \
-            p = p - d;                                                                  \
-        }                                                                               \
-        break;                                                                          \
+    V d = u->step * g + u->lr_wd * p;                                                   \
+    if (u->momentum) {                                                                  \
+        V v = u->mu * LOAD(u->s0 + o) - d;                                              \
+        STORE(u->s0 + o, v);                                                            \
+        if (u->nesterov) p = p + (u->mu * v - d);                                       \
+        else p = p + v;                                                                 \
+    } else {                                                                            \
+        p = p - d;                                                                      \
     }                                                                                   \
-    case BP_RULE_SGD: {                                                                 \
+    STORE(u->p + o, p);
+
+/* SGD and Adam / AdamW on the values at P, S0, S1 (parameters, first and second state
+   buffer) from the sums at G. */
+#define BP_OPT_BODY(V, LOAD, STORE, SQRT)                                               \
+    V g = LOAD(G), p = LOAD(P);                                                         \
+    if (u->rule == BP_RULE_SGD) {                                                       \
         V d = u->scale * g + u->wd * p;                                                 \
         if (u->momentum) {                                                              \
-            V b = u->mu * LOAD(u->s0 + o) + d;                                          \
-            STORE(u->s0 + o, b);                                                        \
+            V b = u->mu * LOAD(S0) + d;                                                 \
+            STORE(S0, b);                                                               \
             if (u->nesterov) d = d + u->mu * b;                                         \
             else d = b;                                                                 \
         }                                                                               \
         p = p - u->lr * d;                                                              \
-        break;                                                                          \
-    }                                                                                   \
-    default: {  /* BP_RULE_ADAM */                                                      \
+    } else {  /* BP_RULE_ADAM */                                                        \
         V d = u->scale * g + u->wd * p;     /* Adam's L2 term; wd = 0 for AdamW */      \
         p = u->keep * p;                    /* AdamW's decay; keep = 1 for Adam */      \
-        V m1 = u->b1 * LOAD(u->s0 + o) + u->c1 * d;                                     \
-        V m2 = u->b2 * LOAD(u->s1 + o) + u->c2 * (d * d);                               \
-        STORE(u->s0 + o, m1);                                                           \
-        STORE(u->s1 + o, m2);                                                           \
+        V m1 = u->b1 * LOAD(S0) + u->c1 * d;                                            \
+        V m2 = u->b2 * LOAD(S1) + u->c2 * (d * d);                                      \
+        STORE(S0, m1);                                                                  \
+        STORE(S1, m2);                                                                  \
         p = p - u->step_size * (m1 / (SQRT(m2) / u->bc2_sqrt + u->eps));                \
-        break;                                                                          \
     }                                                                                   \
-    }                                                                                   \
-    STORE(u->p + o, p);
+    STORE(P, p);
 
 #define BP_OPT_SLOAD(q) (*(q))
 #define BP_OPT_SSTORE(q, x) (*(q) = (x))
 
-/* The scalar form: one parameter. */
-static inline void bp_opt_step_f(const bp_opt_f *u, ptrdiff_t o, float g) {
-    BP_OPT_BODY(float, BP_OPT_SLOAD, BP_OPT_SSTORE, sqrtf)
+#if defined(__clang__)
+#define BP_OPT_ONCE __attribute__((noinline))
+#elif defined(__GNUC__)
+#define BP_OPT_ONCE __attribute__((noinline, noclone))
+#elif defined(_MSC_VER)
+#define BP_OPT_ONCE __declspec(noinline)
+#else
+#define BP_OPT_ONCE
+#endif
+
+/* The scalar velocity step of one parameter (edge columns of the fused tile). */
+static inline void bp_opt_vel_step_f(const bp_opt_f *u, ptrdiff_t o, float g) {
+    BP_OPT_VELOCITY_BODY(float, BP_OPT_SLOAD, BP_OPT_SSTORE)
 }
-static inline void bp_opt_step_d(const bp_opt_d *u, ptrdiff_t o, double g) {
-    BP_OPT_BODY(double, BP_OPT_SLOAD, BP_OPT_SSTORE, sqrt)
+static inline void bp_opt_vel_step_d(const bp_opt_d *u, ptrdiff_t o, double g) {
+    BP_OPT_VELOCITY_BODY(double, BP_OPT_SLOAD, BP_OPT_SSTORE)
 }
 
-/* The vector form, bp_opt_vstep_SUF(u, o, g) for a vector g of sums, and
-   bp_opt_update_SUF(u, g, n): parameters 0..n-1 of the region from the sums g[0..n-1],
-   whole vectors first, then the rest one by one.  Instantiated by _gemm.h inside
-   BP_DEFINE_GEMM, where the vector type bp_vSUF and its loads and stores are defined. */
+/* Instantiated by _gemm.h inside BP_DEFINE_GEMM, where the vector type bp_vSUF is
+   defined:
+     bp_opt_vel_vstep_SUF(u, o, g)    the velocity step of a vector of parameters;
+     bp_opt_run_SUF(u, o, g, n)       parameters o..o+n-1 of the region from the sums
+                                      g[0..n-1], any rule;
+     bp_opt_update_SUF(u, g, n)       bp_opt_run_SUF(u, 0, g, n). */
 #if defined(__GNUC__) || defined(__clang__)
 
 /* r = sqrt(x) lane by lane, for the vector widths _gemm.h picks (BP_VBYTES). */
@@ -194,20 +213,61 @@ static inline bp_v##SUF bp_opt_vsqrt_##SUF(bp_v##SUF x) {                       
     BP_OPT_VSQRT_##SUF(r, x);                                                           \
     return r;                                                                           \
 }                                                                                       \
-static inline void bp_opt_vstep_##SUF(const bp_opt_##SUF *u, ptrdiff_t o, bp_v##SUF g) { \
+static inline void bp_opt_vel_vstep_##SUF(const bp_opt_##SUF *u, ptrdiff_t o,           \
+                                          bp_v##SUF g) {                                \
+    BP_OPT_VELOCITY_BODY(bp_v##SUF, bp_opt_vload_##SUF, bp_opt_vstore_##SUF)            \
+}                                                                                       \
+/* The one compiled copy of the other rules: one vector of parameters. */               \
+static BP_OPT_ONCE void bp_opt_vec_##SUF(const bp_opt_##SUF *u, T *P, T *S0, T *S1,      \
+                                         const T *G) {                                  \
     BP_OPT_BODY(bp_v##SUF, bp_opt_vload_##SUF, bp_opt_vstore_##SUF, bp_opt_vsqrt_##SUF)  \
 }                                                                                       \
+static inline void bp_opt_run_##SUF(const bp_opt_##SUF *u, ptrdiff_t o, const T *g,     \
+                                    ptrdiff_t n) {                                      \
+    ptrdiff_t i = 0;                                                                    \
+    if (u->rule == BP_RULE_SGD_VELOCITY) {                                              \
+        for (; i + BP_W##SUF <= n; i += BP_W##SUF)                                      \
+            bp_opt_vel_vstep_##SUF(u, o + i, bp_opt_vload_##SUF(g + i));                \
+        for (; i < n; i++) bp_opt_vel_step_##SUF(u, o + i, g[i]);                       \
+        return;                                                                         \
+    }                                                                                   \
+    for (; i + BP_W##SUF <= n; i += BP_W##SUF)                                          \
+        bp_opt_vec_##SUF(u, u->p + o + i, u->s0 ? u->s0 + o + i : NULL,                 \
+                         u->s1 ? u->s1 + o + i : NULL, g + i);                          \
+    if (i < n) {  /* the last few, in a vector of copies: the same instructions */      \
+        T tp[BP_W##SUF] = {0}, t0[BP_W##SUF] = {0}, t1[BP_W##SUF] = {0}, tg[BP_W##SUF] = {0}; \
+        size_t k = (size_t)(n - i) * sizeof(T);                                         \
+        memcpy(tp, u->p + o + i, k);                                                    \
+        memcpy(tg, g + i, k);                                                           \
+        if (u->s0) memcpy(t0, u->s0 + o + i, k);                                        \
+        if (u->s1) memcpy(t1, u->s1 + o + i, k);                                        \
+        bp_opt_vec_##SUF(u, tp, t0, t1, tg);                                            \
+        memcpy(u->p + o + i, tp, k);                                                    \
+        if (u->s0) memcpy(u->s0 + o + i, t0, k);                                        \
+        if (u->s1) memcpy(u->s1 + o + i, t1, k);                                        \
+    }                                                                                   \
+}                                                                                       \
 static inline void bp_opt_update_##SUF(const bp_opt_##SUF *u, const T *g, ptrdiff_t n) { \
-    ptrdiff_t o = 0;                                                                    \
-    for (; o + BP_W##SUF <= n; o += BP_W##SUF) bp_opt_vstep_##SUF(u, o, bp_opt_vload_##SUF(g + o)); \
-    for (; o < n; o++) bp_opt_step_##SUF(u, o, g[o]);                                   \
+    bp_opt_run_##SUF(u, 0, g, n);                                                       \
 }
 
-#else  /* no vector extensions: the scalar form throughout */
+#else  /* no vector extensions: scalar forms */
 
 #define BP_DEFINE_OPT_VECTOR(T, SUF)                                                    \
+static BP_OPT_ONCE void bp_opt_vec_##SUF(const bp_opt_##SUF *u, T *P, T *S0, T *S1,      \
+                                         const T *G) {                                  \
+    BP_OPT_BODY(T, BP_OPT_SLOAD, BP_OPT_SSTORE, sqrt)                                   \
+}                                                                                       \
+static inline void bp_opt_run_##SUF(const bp_opt_##SUF *u, ptrdiff_t o, const T *g,     \
+                                    ptrdiff_t n) {                                      \
+    for (ptrdiff_t i = 0; i < n; i++) {                                                 \
+        if (u->rule == BP_RULE_SGD_VELOCITY) bp_opt_vel_step_##SUF(u, o + i, g[i]);     \
+        else bp_opt_vec_##SUF(u, u->p + o + i, u->s0 ? u->s0 + o + i : NULL,            \
+                              u->s1 ? u->s1 + o + i : NULL, g + i);                     \
+    }                                                                                   \
+}                                                                                       \
 static inline void bp_opt_update_##SUF(const bp_opt_##SUF *u, const T *g, ptrdiff_t n) { \
-    for (ptrdiff_t o = 0; o < n; o++) bp_opt_step_##SUF(u, o, g[o]);                    \
+    bp_opt_run_##SUF(u, 0, g, n);                                                       \
 }
 
 #endif
