@@ -246,8 +246,8 @@ class BaseNetwork:
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
         schedule = check_schedule(schedule)
-        saver = None if checkpoint is None else Checkpointer(
-            checkpoint, checkpoint_every, resume, self, {"n_examples": n, "batch_size": batch_size})
+        saver = Checkpointer.for_fit(checkpoint, checkpoint_every, resume, self,
+                                     {"n_examples": n, "batch_size": batch_size})
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
         # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
         # epoch), where copying into the same buffer takes ~12 ms.

@@ -249,6 +249,20 @@ class Checkpointer:
         self.every = check_int("checkpoint_every", every, 1)
         self.resume_requested = check_bool("resume", resume)
         self.net, self.run = net, run
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):  # found now, not after the first epochs
+            raise FileNotFoundError(f"checkpoint {self.path!r}: directory {directory!r} does "
+                                    "not exist")
+
+    @classmethod
+    def for_fit(cls, path, every, resume, net, run: dict) -> "Checkpointer | None":
+        """The checkpointer of a ``fit`` call, None without ``checkpoint``."""
+        if path is None:
+            check_int("checkpoint_every", every, 1)
+            if check_bool("resume", resume):
+                raise ValueError("resume=True needs checkpoint=, the file to resume from")
+            return None
+        return cls(path, every, resume, net, run)
 
     def resume(self, epochs: int, rng, optimizer, schedule) -> tuple[int, History]:
         """``(epochs done, history)``, after restoring net, optimizer, rng and schedule.

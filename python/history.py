@@ -15,8 +15,9 @@ class History:
     """Per-epoch record of a ``fit``: one entry per epoch in each list.
 
     ``train_cost`` is the mean cost of the training examples as they were met
-    during the epoch (each computed just before its mini-batch's step), the
-    running figure other libraries report; it excludes the L2 term.
+    during the epoch (each computed just before its mini-batch's step; the
+    weighted mean with sample or class weights), the running figure other
+    libraries report; it excludes the L2 term.
     ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
     without ``validation_data``.  ``seconds`` is the time spent training, the
     validation pass excluded.  ``lr`` is the learning rate of the epoch's steps

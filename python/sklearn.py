@@ -334,21 +334,20 @@ class _BPEstimator(BaseEstimator):
                           "reached and the optimization hasn't converged yet.",
                           ConvergenceWarning, stacklevel=4)
 
-    def _fit(self, X: np.ndarray, targets: np.ndarray, sample_weight, weights, params: dict,
-             n_outputs: int, stratify: np.ndarray | None) -> None:
+    def _fit(self, X: np.ndarray, targets: np.ndarray, weights, params: dict, n_outputs: int,
+             stratify: np.ndarray | None) -> None:
         """Train on (X, targets) for up to ``max_iter`` epochs, from a new network unless
-        ``warm_start``.  ``sample_weight`` weighs the validation score, ``weights`` the steps."""
+        ``warm_start``.  ``weights`` (sample times class weights) weigh the steps and the
+        validation score."""
         rng = check_random_state(self.random_state)
         validation = None
         if params["early_stopping"]:
             n = len(X)
-            arrays = [X, targets] + [w for w in (weights, sample_weight) if w is not None]
+            arrays = [X, targets] + ([] if weights is None else [weights])
             parts = train_test_split(*arrays, test_size=params["validation_fraction"],
                                      random_state=rng, stratify=stratify)
-            X, X_val, targets, targets_val, rest = *parts[:4], parts[4:]
-            if weights is not None:
-                weights, rest = rest[0], rest[2:]
-            w_val = None if sample_weight is None else rest[1]
+            X, X_val, targets, targets_val = parts[:4]
+            weights, w_val = parts[4:] if weights is not None else (None, None)
             if len(X_val) < 2:  # R^2 is undefined, and an accuracy of 0 or 1 meaningless
                 raise ValueError(
                     f"early_stopping needs at least 2 validation samples, got {len(X_val)} "
@@ -647,8 +646,7 @@ default="log_likelihood"
         n, k = len(labels), len(self.classes_)
         n_val = math.ceil(params["validation_fraction"] * n)
         stratified = np.bincount(labels).min() >= 2 and min(n_val, n - n_val) >= k
-        self._fit(X, labels, sample_weight, weights, params, k,
-                  stratify=labels if stratified else None)
+        self._fit(X, labels, weights, params, k, stratify=labels if stratified else None)
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None) -> "BPClassifier":
@@ -764,7 +762,8 @@ class BPRegressor(RegressorMixin, _BPEstimator):
         Number of targets; ``predict`` returns a 1-D array when it is 1.
     target_mean_, target_scale_ : ndarray of shape (n_outputs,)
         Mean and standard deviation (1 for a constant target) of each target in
-        ``fit``, or in the first ``partial_fit`` call; ``network_`` predicts
+        ``fit``, or in the first ``partial_fit`` call, weighted by ``sample_weight``;
+        ``network_`` predicts
         ``(y - target_mean_) / target_scale_``.{_COMMON_ATTRIBUTES.rstrip()}
 
     Examples
@@ -818,20 +817,22 @@ class BPRegressor(RegressorMixin, _BPEstimator):
     def _validation_score(self, X: np.ndarray, targets: np.ndarray, w) -> float:
         return float(r2_score(targets, self.network_.feedforward(X), sample_weight=w))
 
-    def _targets(self, X, y, reset: bool, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """Validated X, and y as an (n_samples, n_outputs) array standardised as in fit."""
+    def _targets(self, X, y, sample_weight, reset: bool, dtype: np.dtype):
+        """``(X, targets, sample_weight)`` validated, y as an (n_samples, n_outputs)
+        array standardised as in fit (by the weighted mean and deviation)."""
         X, y = validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
                              dtype=dtype)
+        sample_weight = self._sample_weight(sample_weight, X)
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         if reset:
             self.n_outputs_ = y.shape[1]
-            self.target_mean_ = y.mean(axis=0)
-            std = y.std(axis=0)
+            self.target_mean_ = np.average(y, axis=0, weights=sample_weight)
+            std = np.sqrt(np.average((y - self.target_mean_) ** 2, axis=0, weights=sample_weight))
             self.target_scale_ = np.where(std > 0, std, 1.0)
         elif y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y.shape[1]} target(s) per example, the earlier calls "
                              f"had {self.n_outputs_}")
-        return X, ((y - self.target_mean_) / self.target_scale_).astype(dtype)
+        return X, ((y - self.target_mean_) / self.target_scale_).astype(dtype), sample_weight
 
     def fit(self, X, y, sample_weight=None) -> "BPRegressor":
         """Train on (X, y): a new network, or with ``warm_start`` the last one.
@@ -852,10 +853,8 @@ class BPRegressor(RegressorMixin, _BPEstimator):
         """
         params = self._checked_params()
         warm = params["warm_start"] and hasattr(self, "network_")
-        X, targets = self._targets(X, y, not warm, params["dtype"])
-        sample_weight = self._sample_weight(sample_weight, X)
-        self._fit(X, targets, sample_weight, sample_weight, params, self.n_outputs_,
-                  stratify=None)
+        X, targets, sample_weight = self._targets(X, y, sample_weight, not warm, params["dtype"])
+        self._fit(X, targets, sample_weight, params, self.n_outputs_, stratify=None)
         return self
 
     def partial_fit(self, X, y, sample_weight=None) -> "BPRegressor":
@@ -877,9 +876,8 @@ class BPRegressor(RegressorMixin, _BPEstimator):
         """
         params = self._checked_params()
         first = not hasattr(self, "network_")
-        X, targets = self._targets(X, y, first, params["dtype"])
-        self._partial_fit(X, targets, self._sample_weight(sample_weight, X), params,
-                          self.n_outputs_)
+        X, targets, sample_weight = self._targets(X, y, sample_weight, first, params["dtype"])
+        self._partial_fit(X, targets, sample_weight, params, self.n_outputs_)
         return self
 
     def predict(self, X) -> np.ndarray:

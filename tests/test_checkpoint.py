@@ -254,6 +254,10 @@ def test_arguments_are_checked(tmp_path, data):
         net.fit(X, y, 1, 10, lr=0.1, checkpoint=3)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         net.fit(X, y, 1, 10, lr=0.1, checkpoint=tmp_path / "missing" / "c")
+    with pytest.raises(ValueError, match="resume=True needs checkpoint="):
+        net.fit(X, y, 1, 10, lr=0.1, resume=True)
+    with pytest.raises(ValueError, match="checkpoint_every must be >= 1"):
+        net.fit(X, y, 1, 10, lr=0.1, checkpoint_every=0)
 
 
 # -- the file -----------------------------------------------------------------------------------
