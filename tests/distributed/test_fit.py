@@ -1,6 +1,9 @@
 """fit(comm=...) on every rank: exactness, agreement with one process, bad setups, stops.
 
-Run by tests/test_distributed.py as ``mpiexec -n 2 python -m pytest tests/distributed``.
+Run by tests/test_distributed.py as ``mpiexec -n 2 python -m pytest tests/distributed``
+(they pass on 3 ranks too).  The random shapes come from a seeded generator, not
+from hypothesis: under MPI each rank would shrink a failure on its own, and the
+ranks' collectives would stop matching.
 """
 from __future__ import annotations
 
@@ -189,8 +192,10 @@ def test_float32_ranks_identical_and_close_to_one_process(comm):
     alone = make([6, 16, 3], ["tanh", "softmax"], "log_likelihood", dtype="float32")
     alone.fit(X, Y, 3, 16, 0.1, seed=1)
     assert same_on_all_ranks(comm, [flat_params(net)])
-    # a handful of f32 roundings per step, 15 steps of lr 0.1 on weights of order 1
-    np.testing.assert_allclose(flat_params(net), flat_params(alone), rtol=0, atol=1e-5)
+    # 15 steps, each of which may round its sums differently: a few (4) roundings of the
+    # largest parameter per step
+    p, q = flat_params(net), flat_params(alone)
+    assert np.max(np.abs(p - q)) <= 15 * 4 * np.finfo(np.float32).eps * np.max(np.abs(q))
 
 
 def test_networks_built_without_a_seed_start_from_rank_0(comm):
