@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from . import _diagnostics
+from . import distributed as _distributed
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._checks import check_bool, check_fit_args
 from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
@@ -70,6 +71,8 @@ class BaseNetwork(InteropMixin):
     """Constructor, argument checks and the training loop; the math is in subclasses."""
 
     _arch: Architecture
+    #: Whether ``fit(comm=...)`` trains over MPI (bpcore.distributed), or refuses.
+    _trains_over_mpi = False
     #: Whether ``_train_epoch`` makes the parameters non-finite whenever an input is
     #: (it multiplies every delta by every input), so that ``fit`` need not check X
     #: before training (see bpcore._data).
@@ -207,7 +210,7 @@ class BaseNetwork(InteropMixin):
     def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
             schedule=None, sample_weight=None, class_weight=None, shuffle=True, seed=None,
             validation_data=None, verbose=False, progress=False, callback=None,
-            checkpoint=None, checkpoint_every=1, resume=False,
+            checkpoint=None, checkpoint_every=1, resume=False, comm=None,
             record_grad_norms=False) -> History:
         """Train by mini-batch gradient descent; return the per-epoch history.
 
@@ -266,7 +269,25 @@ class BaseNetwork(InteropMixin):
         (see ``bpcore._diagnostics``): inputs on a scale far from the one the
         initialisation expects, and a training cost that after the first epochs is
         no lower than what predicting the same output for every input achieves.
+
+        ``comm``, an mpi4py communicator (``MPI.COMM_WORLD``; needs the extra ``mpi``),
+        trains data-parallel over its ranks: every rank calls ``fit`` with the same
+        data and arguments, each computes the gradient of its part of every
+        mini-batch, and all end with bitwise identical networks (rank 0's starting
+        parameters and shuffling); only rank 0 prints and writes the checkpoint (which
+        every rank reads to resume).  See :mod:`bpcore.distributed`.
         """
+        if comm is not None and not isinstance(comm, _distributed.Group):
+            if not self._trains_over_mpi:
+                raise TypeError(f"comm: {type(self).__module__}.{type(self).__qualname__} "
+                                "trains in one process; bpcore.Network trains over MPI")
+            options = {k: v for k, v in locals().items()
+                       if k not in ("self", "X", "Y", "epochs", "batch_size", "lr", "comm")}
+            # bpcore.distributed joins the ranks and calls fit again with comm a Group
+            return _distributed.fit(self.fit, self, X, Y, epochs, batch_size, lr, comm=comm,
+                                    **options)
+        settings = {k: v for k, v in locals().items()
+                    if k not in ("self", "X", "Y", "validation_data", "comm")}
         epochs, batch_size, lr_, l2, momentum = check_fit_args(
             epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
         lr = None if lr is None else lr_
@@ -302,6 +323,13 @@ class BaseNetwork(InteropMixin):
         before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
         bias_norms = np.zeros(self.n_layers) if record_grad_norms else None
+        train_epoch = self._train_epoch
+        if comm is not None:  # the ranks check their setups; rank 0's parameters, shuffling
+            comm.agree(rng, {"X": X, "Y": Y, "validation_data": validation,
+                             "epochs done (resumed)": done}, settings)
+            train_epoch, verbose = comm.train_epoch, verbose and comm.rank == 0
+            progress = progress and comm.rank == 0
+            saver = saver if comm.rank == 0 else None
         watch = _diagnostics.ProgressCheck(self, X, Y, epochs, batch_size, optimizer.lr,
                                            momentum)
         report = EpochReport(epochs, n, verbose, progress)
@@ -320,8 +348,8 @@ class BaseNetwork(InteropMixin):
                 bias_norms[...] = 0
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
-                    costs = self._train_epoch(X, Y, order, batch_size, optimizer, factors,
-                                              workspace, bias_norms=bias_norms)
+                    costs = train_epoch(X, Y, order, batch_size, optimizer, factors,
+                                        workspace, bias_norms=bias_norms)
             except KeyboardInterrupt as exc:
                 report.close()
                 self._restore(state, before)
@@ -366,7 +394,10 @@ class BaseNetwork(InteropMixin):
                 schedule.step(history)
             if saver is not None:
                 saver.after_epoch(epoch, epochs, history, rng, optimizer, schedule)
-            if callback is not None and callback(epoch, history) is True:
+            stop = callback is not None and callback(epoch, history) is True
+            if comm is not None:  # one rank's callback stops them all; so does a Ctrl-C
+                stop = comm.end_epoch(stop, history)
+            if stop:
                 break
         report.close()
         if proven_by_training and not ran:  # no epoch ran to prove X finite
