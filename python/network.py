@@ -28,13 +28,10 @@ _OPENMP = _kernels.compiled_info()["openmp"]
 
 #: Work per mini-batch step below which a network runs on one thread, whatever
 #: its ``num_threads`` (results do not depend on the count, only the speed does:
-#: the issue's rule "never slower with 2 threads").  A step's two barriers and the parameters
-#: and activations that move between the cores' caches cost tens of microseconds;
-#: measured on a 2-core EPYC, 784-30-10 at batch 10 (1.4 MFLOP a step) gained at
-#: most 1.15x from a second thread and lost 2x when the host was busy, while
-#: 784-100-10 at batch 32 (15 MFLOP) gained 1.4x.  With another process on the
-#: second core, each barrier can wait a scheduler time slice: 784-30-10 then ran
-#: 300x slower on two threads than on one.
+#: "never slower with 2 threads").  Handing pieces of a step to a second core costs
+#: the parameters and activations that move between the cores' caches and the
+#: waits for the last piece, a few microseconds per step; below this size that is
+#: more than the second core saves (docs/performance.md has the measurements).
 _MIN_PARALLEL_FLOP = 4_000_000
 
 #: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
