@@ -299,6 +299,7 @@ class Group:
                 "costs": np.zeros(X.shape[0]),
                 "w": _aligned(rows, net.dtype),
                 "exchanged": exchanged, "grads": exchanged[:n], "flags": exchanged[n:],
+                "biases": net._views(exchanged[:n], "b"),
                 "reduce": _Reducer(self.comm, self.MPI, n + 4, net.dtype, _aligned),
             }
         return b
@@ -325,9 +326,14 @@ class Group:
         if flags[0]:
             raise KeyboardInterrupt(f"interrupted on {which(flags[0], flags[1])}")
 
-    def train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
+    def train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,
+                    bias_norms=None):
         """One epoch of data-parallel steps, as ``Network._train_epoch`` takes one alone:
-        the costs of all examples in visiting order (the same array on every rank)."""
+        the costs of all examples in visiting order (the same array on every rank).
+
+        ``bias_norms`` (or None): adds ||sum_x delta^l_x|| / m of every step to entry
+        l - 1, from the exchanged sums (the record ``fit(record_grad_norms=True)`` keeps).
+        """
         net, P, r, n = self.net, self.size, self.rank, X.shape[0]
         b = self._buffers_for(X, Y, -(-min(batch_size, n) // P))
         costs, grads, flags, reduce = b["costs"], b["grads"], b["flags"], b["reduce"]
@@ -355,6 +361,9 @@ class Group:
             self._set_flags(flags, failure)
             reduce(b["exchanged"])  # every rank's flags travel with its gradient
             self._stop_if_any(flags, failure)
+            if bias_norms is not None:
+                for l, bias in enumerate(b["biases"]):
+                    bias_norms[l] += np.linalg.norm(bias) / m
             net._apply_update(grads, 1.0 / m, optimizer)
         # Each position's cost was written by exactly one rank, the others hold +0.0, so
         # the sum is exact whatever order MPI adds in.
