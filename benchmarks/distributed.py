@@ -17,7 +17,7 @@ latency (half the round trip of an 8-byte message) and the bandwidth (bytes /
 half the round trip of large messages) between two ranks, and the exact
 exchange and MPI's own Allreduce on the L and XL gradient sizes.
 
-Needs ``pip install "bpcore[mpi]"``.  Timings on a shared or busy machine mean
+Needs ``pip install ".[mpi]" (in the bpcore source tree)``.  Timings on a shared or busy machine mean
 little; run it when the machine is quiet.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _mpiexec() -> str:
     exe = shutil.which("mpiexec", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                         os.environ.get("PATH", "")]))
     if exe is None:
-        sys.exit('mpiexec not found: pip install "bpcore[mpi]"')
+        sys.exit('mpiexec not found: pip install ".[mpi]" (in the bpcore source tree)')
     return exe
 
 

@@ -23,7 +23,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -86,7 +85,7 @@ def main(argv=None) -> int:
     for dataset in datasets:
         split = digits() if dataset == "digits" else mnist(args.mnist)
         if split is None:
-            print(f"(MNIST skipped: no IDX files found; pass --mnist DIR)", file=sys.stderr)
+            print("(MNIST skipped: no IDX files found; pass --mnist DIR)", file=sys.stderr)
             continue
         for name, model in (("scikit-learn MLPClassifier", MLPClassifier(**shared)),
                             ("bpcore BPClassifier", BPClassifier(**shared,

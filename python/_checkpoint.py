@@ -36,7 +36,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._validation import as_path, check_bool, check_int
+from ._checks import as_path, check_bool, check_int
 from .history import History
 
 #: ``meta["format"]`` of every checkpoint.
@@ -236,7 +236,7 @@ def load(path, net) -> Checkpoint:
     return Checkpoint(path, meta, contents)
 
 
-# -- the fit loop's side ----------------------------------------------------------------------------
+# -- the fit loop's side ------------------------------------------------------------------------
 class Checkpointer:
     """What ``fit`` does with ``checkpoint=``, ``checkpoint_every=`` and ``resume=``.
 

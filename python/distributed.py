@@ -81,7 +81,7 @@ def _mpi():
     except ImportError as exc:
         raise ImportError(
             f"fit(comm=...) needs mpi4py and an MPI library ({exc}): pip install "
-            "\"bpcore[mpi]\" (or mpi4py built against your cluster's MPI)") from None
+            "\".[mpi]\" in bpcore's source tree (or mpi4py built against your cluster's MPI)") from None
     return MPI
 
 
@@ -361,9 +361,9 @@ class Group:
             self._set_flags(flags, failure)
             reduce(b["exchanged"])  # every rank's flags travel with its gradient
             self._stop_if_any(flags, failure)
-            if bias_norms is not None:
+            if bias_norms is not None:  # ||dC/db^l|| of the global mini-batch
                 for l, bias in enumerate(b["biases"]):
-                    bias_norms[l] += np.linalg.norm(bias) / m
+                    bias_norms[l] += np.sqrt(np.sum(bias.astype(np.float64) ** 2)) / m
             net._apply_update(grads, 1.0 / m, optimizer)
         # Each position's cost was written by exactly one rank, the others hold +0.0, so
         # the sum is exact whatever order MPI adds in.

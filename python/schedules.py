@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_int, check_real
+from ._checks import check_int, check_real
 from .callbacks import Plateau, resolve_monitor
 from .history import History
 
@@ -135,7 +135,8 @@ class Exponential(Schedule):
 
 
 class Cosine(Schedule):
-    """Half a cosine from the base rate down to ``eta_min`` over ``T_max`` epochs, then ``eta_min``."""
+    """Half a cosine from the base rate down to ``eta_min`` over ``T_max`` epochs, then ``eta_min``.
+    """
 
     def __init__(self, T_max: int, eta_min: float = 0.0, lr: float | None = None):
         super().__init__(lr)

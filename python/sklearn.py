@@ -55,6 +55,9 @@ and ``partial_fit`` behave as scikit-learn's: ``fit`` with ``warm_start``
 continues from the parameters with a new optimizer; ``partial_fit`` keeps the
 optimizer (Adam's moments, the schedule) from call to call, so that
 ``partial_fit`` calls train exactly as one ``fit`` of as many epochs would.
+
+A fit that learns nothing warns with :class:`bpcore.ConvergenceWarning` (from
+:meth:`bpcore.Network.fit`, passed on unchanged).
 """
 from __future__ import annotations
 
@@ -67,7 +70,9 @@ import numpy as np
 try:
     import sklearn  # noqa: F401 - the check that names the extra
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError('bpcore.sklearn needs scikit-learn: pip install "bpcore[sklearn]"') from exc
+    raise ImportError('bpcore.sklearn needs scikit-learn, the extra "sklearn": pip install '
+                      'scikit-learn (or pip install ".[sklearn]" in bpcore\'s source tree)'
+                      ) from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
@@ -82,7 +87,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
                       "sklearn.utils.validation.validate_data)") from exc
 
 from ._config import ACTIVATIONS, INITS, resolve_dtype
-from ._validation import check_bool, check_int, check_name, check_num_threads, check_real
+from ._checks import check_bool, check_int, check_name, check_num_threads, check_real
 from ._weights import class_sample_weight
 from .callbacks import EarlyStopping
 from .network import Network
@@ -263,8 +268,8 @@ class _BPEstimator(BaseEstimator):
         ctx = self._context
         if ctx["epoch"] != history.epochs:
             W2 = sum(float(np.dot(w.ravel(), w.ravel())) for w in self.network_.weights)
-            ctx["loss"] = (history.train_cost[-1] / ctx["scale"]
-                           + 0.5 * ctx["alpha"] * W2 * ctx["n_batches"] / (ctx["n"] * ctx["w_mean"]))
+            penalty = 0.5 * ctx["alpha"] * W2 * ctx["n_batches"] / (ctx["n"] * ctx["w_mean"])
+            ctx["loss"] = history.train_cost[-1] / ctx["scale"] + penalty
             if ctx["validation"] is not None:
                 ctx["score"] = self._validation_score(*ctx["validation"])
             ctx["epoch"] = history.epochs
@@ -502,7 +507,7 @@ _COMMON_ATTRIBUTES = """
 """
 
 class BPClassifier(ClassifierMixin, _BPEstimator):
-    __doc__ = f"""Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by bpcore.
+    __doc__ = f"""Multi-layer perceptron classifier, scikit-learn's ``MLPClassifier`` in bpcore.
 
     The output layer has one neuron per class, also for two classes.
 
@@ -741,7 +746,7 @@ default="log_likelihood"
 
 
 class BPRegressor(RegressorMixin, _BPEstimator):
-    __doc__ = f"""Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, trained by bpcore.
+    __doc__ = f"""Multi-layer perceptron regressor, scikit-learn's ``MLPRegressor`` in bpcore.
 
     The output layer is linear (identity activation), one neuron per target.
     The network is trained on standardised targets,

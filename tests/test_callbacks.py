@@ -1,4 +1,5 @@
-"""bpcore.callbacks: the plateau rule (scikit-learn's) and EarlyStopping, used by the CLI and the estimators."""
+"""bpcore.callbacks: the plateau rule (scikit-learn's), and EarlyStopping, which the CLI and
+the estimators use."""
 from __future__ import annotations
 
 import types

@@ -60,9 +60,9 @@ def test_threadpoolctl_limit_reaches_the_kernels(monkeypatch, restore_num_thread
         pytest.skip("one thread by default already: nothing to lower")
     kernels = bpcore.network._kernels
     calls = []  # (kernel, num_threads) of every kernel call
-    train, forward = kernels.train, kernels.forward
-    monkeypatch.setattr(kernels, "train",
-                        lambda *a, **k: (calls.append(("train", a[15])), train(*a, **k))[1])
+    train, forward = kernels.train_epoch, kernels.forward
+    monkeypatch.setattr(kernels, "train_epoch",
+                        lambda *a, **k: (calls.append(("train", a[14])), train(*a, **k))[1])
     monkeypatch.setattr(kernels, "forward",
                         lambda *a, **k: (calls.append(("forward", a[8])), forward(*a, **k))[1])
     # steps of 16 MFLOP: well above the size at which the default goes parallel

@@ -3,7 +3,7 @@
 Each test starts ``mpiexec -n 2`` with a timeout, so that a deadlock fails the
 test instead of blocking the run.  ``tests/distributed/`` holds the tests that run
 on every rank; this file starts them, the command line and a real Ctrl-C.
-Skipped when mpi4py or mpiexec are missing (``pip install "bpcore[mpi]"``) unless
+Skipped when mpi4py or mpiexec are missing (``pip install ".[mpi]" (in the bpcore source tree)``) unless
 ``BPCORE_REQUIRE_MPI=1`` (set by CI) makes that a failure.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def mpiexec():
     if missing is None and exe is None:
         missing = "mpiexec"
     if missing is not None:
-        message = f'{missing} is not installed: pip install "bpcore[mpi]"'
+        message = f'{missing} is not installed: pip install ".[mpi]" (in the bpcore source tree)'
         if os.environ.get("BPCORE_REQUIRE_MPI") == "1":
             pytest.fail(message + " (BPCORE_REQUIRE_MPI=1)")
         pytest.skip(message)
@@ -182,7 +182,7 @@ def test_comm_without_mpi4py_names_the_extra(tmp_path):
             print(exc)
     """, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert 'fit(comm=...) needs mpi4py' in done.stdout and 'pip install "bpcore[mpi]"' in done.stdout
+    assert 'fit(comm=...) needs mpi4py' in done.stdout and 'pip install ".[mpi]"' in done.stdout
 
 
 def test_the_reference_network_refuses_comm():
