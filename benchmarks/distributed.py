@@ -7,9 +7,8 @@
 Setups, each in fresh processes started by this script: 1 process x 1 thread,
 1 process x 2 threads, 2 ranks x 1 thread (``mpiexec -n 2``, ``fit(comm=...)``).
 Per setup: samples/s (median epoch after a warm-up epoch), the time per step
-spent in the gradient exchange during training (the flag collective, the
-Alltoallv, the rank-order sum and the Allgatherv; waiting for the slower rank
-included), the same exchange timed alone on the same buffer (both ranks ready:
+spent in the gradient exchange during training (the Alltoallv, the rank-order
+sum and the Allgatherv; waiting for the slower rank included), the same exchange timed alone on the same buffer (both ranks ready:
 the pure cost), and the scaling efficiency: samples/s / (units x samples/s
 of 1 process x 1 thread), units = threads or ranks.
 
@@ -60,20 +59,15 @@ def worker(config_name: str, threads: int, samples: int, epochs: int, distribute
         from mpi4py import MPI
         import bpcore.distributed as dist
         comm = MPI.COMM_WORLD
-        exchange, flags = dist._Reducer.__call__, dist.Group._stop_if_any
+        exchange = dist._Reducer.__call__
 
         def timed_exchange(self, buffer):
             start = time.perf_counter()
             exchange(self, buffer)
             spent["exchange"] += time.perf_counter() - start
-
-        def timed_flags(self, failure):
-            start = time.perf_counter()
-            flags(self, failure)
-            spent["exchange"] += time.perf_counter() - start
             spent["steps"] += 1
 
-        dist._Reducer.__call__, dist.Group._stop_if_any = timed_exchange, timed_flags
+        dist._Reducer.__call__ = timed_exchange
     X, Y = config.data(samples)
     net = Network(config.sizes, activations=config.activations, cost=config.cost,
                   dtype=config.dtype, seed=0, num_threads=threads)

@@ -26,14 +26,17 @@ The reduction: fixed order, exact, and bandwidth-optimal
     allreduce does.  Its latency is that of an all-to-all (P-1 pairwise
     rounds for large buffers), not log P; see docs/distributed.md for the cost.
 
-One small collective per step besides it
-    Before the exchange the ranks combine two flags (a Ctrl-C seen, a local
-    failure) with one ``Allreduce`` of two integers; if either is set, no rank
-    exchanges or updates, and every rank raises (``KeyboardInterrupt`` or
-    :class:`DistributedError`), so that nobody is left waiting in a collective.
-    While a distributed epoch runs, SIGINT only sets the flag (its default
+Stops travel with the gradient
+    Four entries after the gradient in the exchanged buffer carry each rank's
+    flags (a Ctrl-C seen, a local failure such as MemoryError), summed like the
+    gradient; if any is set, no rank updates, and every rank raises
+    (``KeyboardInterrupt`` or :class:`DistributedError`), so that nobody is left
+    waiting in a collective and a step costs one exchange and nothing else.
+    While a distributed ``fit`` runs, SIGINT only sets the flag (its default
     handler is swapped for one that records it): an exception thrown between
-    two collectives would leave the other ranks blocked.
+    two collectives would leave the other ranks blocked.  Each epoch ends with
+    one ``Allreduce`` of two integers (a callback's stop, a Ctrl-C that came
+    between epochs) and one of the per-example costs.
 
 Before training: one agreement
     Ranks given different data shapes, architectures, dtypes, kernel builds or
@@ -209,7 +212,7 @@ class Group:
         self.agreed = False
         self.sigint = {"hit": False}  # set by fit() for its duration (see _sigint_as_flag)
         self._buffers = None
-        self._flags = np.zeros(2, dtype=np.int32)
+        self._flags = np.zeros(2, dtype=np.int32)  # end_epoch's
 
     @classmethod
     def join(cls, comm, net) -> "Group | None":
@@ -288,39 +291,52 @@ class Group:
         from .network import _aligned
         net, b = self.net, self._buffers
         if b is None or b["X"].shape[0] < rows or b["costs"].shape[0] != X.shape[0]:
+            n = net._layout.n_params
+            exchanged = _aligned(n + 4, net.dtype)  # the gradient sum, then the flags
             self._buffers = b = {
                 "X": _aligned((rows, X.shape[1]), net.dtype),
                 "Y": _aligned((rows, Y.shape[1]), net.dtype),
                 "costs": np.zeros(X.shape[0]),
                 "w": _aligned(rows, net.dtype),
-                "grads": _aligned(net._layout.n_params, net.dtype),
-                "reduce": _Reducer(self.comm, self.MPI, net._layout.n_params, net.dtype,
-                                   _aligned),
+                "exchanged": exchanged, "grads": exchanged[:n], "flags": exchanged[n:],
+                "biases": net._views(exchanged[:n], "b"),
+                "reduce": _Reducer(self.comm, self.MPI, n + 4, net.dtype, _aligned),
             }
         return b
 
-    def _stop_if_any(self, failure) -> None:
-        """The per-step flags: raise on every rank if any rank failed or saw Ctrl-C."""
-        flags = self._flags
-        flags[0] = self.rank + 1 if self.sigint["hit"] else 0
-        flags[1] = self.rank + 1 if failure is not None else 0
-        self.comm.Allreduce(self.MPI.IN_PLACE, [flags, self.MPI.INT], op=self.MPI.MAX)
+    def _set_flags(self, flags, failure) -> None:
+        """This rank's part of the flags the exchange sums: for a Ctrl-C seen and for a
+        failure, a count (0 or 1) and rank + 1 (0 without), so that a sum names the rank
+        when one alone raised the flag (small integers: exact in either dtype)."""
+        hit, failed = self.sigint["hit"], failure is not None
+        flags[:] = (hit, (self.rank + 1) * hit, failed, (self.rank + 1) * failed)
+
+    @staticmethod
+    def _stop_if_any(flags, failure) -> None:
+        """After an exchange: raise on every rank if any rank failed or saw Ctrl-C."""
+        def which(count, rank_sum):
+            count = int(count)
+            return f"rank {int(rank_sum) - 1}" if count == 1 else f"{count} ranks"
+
         if failure is not None:
             raise failure
-        if flags[1]:
-            raise DistributedError(f"rank {flags[1] - 1} failed during training (see its "
-                                   "error), so every rank stops")
+        if flags[2]:
+            raise DistributedError(f"{which(flags[2], flags[3])} failed during training (see "
+                                   "its error), so every rank stops")
         if flags[0]:
-            raise KeyboardInterrupt(f"interrupted on rank {flags[0] - 1}")
+            raise KeyboardInterrupt(f"interrupted on {which(flags[0], flags[1])}")
 
     def train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,
                     bias_norms=None):
         """One epoch of data-parallel steps, as ``Network._train_epoch`` takes one alone:
-        the costs of all examples in visiting order (the same array on every rank), and
-        with ``bias_norms`` the speed of learning of each layer, from the combined sums."""
+        the costs of all examples in visiting order (the same array on every rank).
+
+        ``bias_norms`` (or None): adds ||sum_x delta^l_x|| / m of every step to entry
+        l - 1, from the exchanged sums (the record ``fit(record_grad_norms=True)`` keeps).
+        """
         net, P, r, n = self.net, self.size, self.rank, X.shape[0]
         b = self._buffers_for(X, Y, -(-min(batch_size, n) // P))
-        costs, grads, reduce = b["costs"], b["grads"], b["reduce"]
+        costs, grads, flags, reduce = b["costs"], b["grads"], b["flags"], b["reduce"]
         costs[...] = 0
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
@@ -342,14 +358,12 @@ class Group:
                 self.sigint["hit"] = True
             except Exception as exc:
                 failure = exc
-            self._stop_if_any(failure)
-            reduce(grads)
+            self._set_flags(flags, failure)
+            reduce(b["exchanged"])  # every rank's flags travel with its gradient
+            self._stop_if_any(flags, failure)
             if bias_norms is not None:  # ||dC/db^l|| of the global mini-batch
-                layout = net._layout
-                for l in range(1, len(layout.sizes)):
-                    b0 = layout.b_off[l]
-                    bias_norms[l - 1] += np.sqrt(np.sum(
-                        grads[b0:b0 + layout.sizes[l]].astype(np.float64) ** 2)) / m
+                for l, bias in enumerate(b["biases"]):
+                    bias_norms[l] += np.sqrt(np.sum(bias.astype(np.float64) ** 2)) / m
             net._apply_update(grads, 1.0 / m, optimizer)
         # Each position's cost was written by exactly one rank, the others hold +0.0, so
         # the sum is exact whatever order MPI adds in.

@@ -17,7 +17,7 @@ import bpcore._checkpoint
 from bpcore import DivergenceError, Network
 from bpcore.schedules import Adaptive, StepDecay
 from bpcore.optim import SGD, Adam, AdamW
-from bpcore.distributed import DistributedError, _part, _Reducer
+from bpcore.distributed import DistributedError, Group, _part, _Reducer
 from bpcore.network import _aligned
 from mpi_helpers import flat_params, same_on_all_ranks
 
@@ -175,6 +175,27 @@ def test_ranks_that_resume_from_different_epochs_all_raise(comm, tmp_path_factor
     with pytest.raises(ValueError, match="differ in epochs done .resumed.: 1 on rank 0; 0 on"):
         make([4, 5, 2], ["relu", "sigmoid"], "quadratic").fit(
             X, Y, 3, 5, 0.1, seed=0, checkpoint=path, resume=True, comm=comm)
+
+
+def test_bias_norms_are_those_of_the_global_mini_batch(comm):
+    # what fit(record_grad_norms=True) records: per step ||sum_x delta^l_x|| / m, here from
+    # the exchanged sums; one process takes each whole mini-batch's gradient sum instead
+    sizes, acts = [5, 7, 6, 3], ["tanh", "sigmoid", "softmax"]
+    X, Y = data(sizes, "log_likelihood", 27)
+    net, alone = make(sizes, acts, "log_likelihood"), make(sizes, acts, "log_likelihood")
+    Yh = np.eye(3)[Y]
+    order = np.random.default_rng(0).permutation(27).astype(np.intp)
+    workspace = net._fit_workspace(8)
+    optimizer, single = SGD(0.1), SGD(0.1)
+    norms, expected = np.zeros(3), np.zeros(3)
+    Group(comm, MPI, net).train_epoch(X, Yh, order, 8, optimizer, None, workspace, norms)
+    for start in range(0, 27, 8):
+        rows = order[start:start + 8]
+        grads = alone._gradient_sum(np.ascontiguousarray(X[rows]), Yh[rows])
+        expected += [np.linalg.norm(b) / len(rows) for b in alone._views(grads, "b")]
+        alone._apply_update(grads, 1.0 / len(rows), single)
+    np.testing.assert_allclose(norms, expected, rtol=1e-12)
+    assert same_on_all_ranks(comm, [norms, flat_params(net)])
 
 
 def test_two_runs_with_the_same_ranks_are_bitwise_identical(comm):
@@ -373,7 +394,8 @@ def test_an_error_on_one_rank_during_training_stops_every_rank(comm):
         with pytest.raises(MemoryError, match="injected"):
             net.fit(X, Y, 5, 10, 0.3, seed=3, comm=comm)
     else:
-        with pytest.raises(DistributedError, match="rank 0 failed during training"):
+        with pytest.raises(DistributedError, match="rank 0 failed during training .see its "
+                                                   "error., so every rank stops"):
             net.fit(X, Y, 5, 10, 0.3, seed=3, comm=comm)
     assert same_on_all_ranks(comm, [flat_params(net)])
     assert not np.array_equal(flat_params(net), before)  # epoch 1 stays done
