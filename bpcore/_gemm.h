@@ -38,8 +38,8 @@
 #define BP_VBYTES 32
 #define BP_DOT_MR 3
 #define BP_DOT_NR 3
-#define BP_BC_MR 4  /* 12 accumulators + 3 rows of B + 1 broadcast: the 16 ymm registers; */
-#define BP_BC_NR 3  /* +7-10% over 4 x 2 on every benchmark network's products */
+#define BP_BC_MR 4  /* 12 accumulators + 3 rows of B + 1 broadcast: all 16 ymm registers */
+#define BP_BC_NR 3
 #define BP_ISA "x86-64-v3 (AVX2, FMA)"
 #else
 #define BP_VBYTES 16
@@ -53,7 +53,7 @@
 /* Rows of A and W longer than BP_DOT_KMAX bytes are summed in blocks of BP_DOT_KC
  * bytes, at most BP_DOT_MC rows of A at a time (a 4-row tile of W: 16 KiB, in L1;
  * 128 rows of A: 512 KiB, in L2).  Each k block ends with the horizontal sums of
- * the tile, so blocks of 4 KiB rather than 2 KiB: +8-14% on a 4096-long row. */
+ * the tile, so blocks of 4 KiB rather than 2 KiB: half as many sums. */
 #ifndef BP_DOT_MC
 #define BP_DOT_MC 128
 #endif
@@ -78,9 +78,9 @@
  * at most) into a contiguous buffer when a block of at least BP_BC_PACK_ROWS rows of C
  * will read it and B's rows are far apart or a multiple of 512 bytes apart: then
  * the block's rows are all in different pages (one TLB entry each) or fall into
- * a few L1 sets and evict each other.  Measured on XL's delta products: AVX-512
- * 155 -> 200 GFLOP/s, AVX2 53 -> 81; on N2's gradient (rows 3.7 KiB apart, an
- * odd number of lines) the copy only cost, hence the condition. */
+ * a few L1 sets and evict each other.  Rows an odd number of lines apart and
+ * under a page (N2's gradient) gain nothing from the copy, hence the condition
+ * (docs/performance.md has the measurements). */
 #ifndef BP_BC_PACK_ROWS
 #define BP_BC_PACK_ROWS 32
 #endif
@@ -194,9 +194,8 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
    bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
    block of rows of A before the next, so that a tile's rows of W stay in L1 and the  \
    block of A in L2.  The row blocks are of equal size, at most BP_DOT_MC (a thin     \
-   last block would stream all of W for a few rows: 256 rows as 240 + 16 lost 20%    \
-   of a 4096 x 1024 product).  The k blocks depend on K alone, never on m, n or the  \
-   thread count, and the row blocks do not change any sum. */                        \
+   last block would stream all of W for a few rows).  The k blocks depend on K       \
+   alone, never on m, n or the thread count, and the row blocks change no sum. */    \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KMAX                         \

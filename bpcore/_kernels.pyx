@@ -27,17 +27,15 @@ Alignment
     that start on a line (the Python side allocates them so) each W^l, b^l and
     layer of a workspace row starts on a line, and so does every row of W^l when
     n_{l-1} fills whole lines.  A 64-byte vector load that straddles two lines
-    costs two: the products of a 1024-4096-4096-1024 step ran at 117 GFLOP/s
-    from buffers 16 bytes off a line and 146 GFLOP/s from aligned ones (one
-    AVX-512 core).  The gaps are never read by the kernels.
+    costs two (docs/performance.md has the measured effect).  The gaps are never
+    read by the kernels.
 
     ``units``, the workspace row stride, is moreover an odd number of lines.
     The gradient and delta products walk down columns of the workspace (one
     row per example); with a stride of a multiple of 4 KiB, as 10,240 floats
     are, every row's line falls in the same L1 set, and the 128 rows of a block
     evict each other.  An odd stride spreads 64 consecutive rows over all 64
-    sets: the gradient products of that network went from 136 to 210 GFLOP/s
-    (AVX-512) and from 49 to 90 (AVX2).
+    sets.
 
 Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
     The epoch is cut into pieces that the threads take in ticket order from a

@@ -312,8 +312,7 @@ class BaseNetwork(InteropMixin):
         saver = Checkpointer.for_fit(checkpoint, checkpoint_every, resume, self,
                                      {"n_examples": n, "batch_size": batch_size})
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
-        # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
-        # epoch), where copying into the same buffer takes ~12 ms.
+        # would be page-faulted anew in every epoch (hundreds of MB for a large network).
         self._bind_optimizer(optimizer)
         done, history = (0, History()) if saver is None else saver.resume(epochs, rng, optimizer,
                                                                            schedule)
