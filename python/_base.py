@@ -330,7 +330,7 @@ class BaseNetwork(InteropMixin):
             progress = progress and comm.rank == 0
             saver = saver if comm.rank == 0 else None
         watch = _diagnostics.ProgressCheck(self, X, Y, epochs, batch_size, optimizer.lr,
-                                           momentum)
+                                           momentum, weights)
         report = EpochReport(epochs, n, verbose, progress)
         first_epoch, ran = done + 1, 0
         for epoch in range(first_epoch, epochs + 1):

@@ -76,28 +76,33 @@ def typical_scale(X: np.ndarray) -> float:
     return float(np.percentile(np.abs(rows), 99))
 
 
-def constant_cost(cost: str, output_activation: str, Y: np.ndarray) -> float:
-    """Mean cost over the rows of Y of the best output that is the same for every row."""
+def constant_cost(cost: str, output_activation: str, Y: np.ndarray, weights=None) -> float:
+    """Mean cost over the rows of Y of the best output that is the same for every row.
+
+    With ``weights`` (one per row), the weighted mean, as ``fit`` records the
+    training cost then; the best constant output is the weighted mean target.
+    """
     Y = np.asarray(Y, dtype=np.float64)
     lo, hi = _RANGES.get(output_activation, (-np.inf, np.inf))
-    a = np.clip(Y.mean(axis=0), lo, hi)
+    a = np.clip(np.average(Y, axis=0, weights=weights), lo, hi)
     if cost in ("quadratic", "squared_error"):
         per_row = np.sum((a - Y) ** 2, axis=1)
-        return float(np.mean(per_row) * (0.5 if cost == "quadratic" else 1.0))
+        return float(np.average(per_row, weights=weights)
+                     * (0.5 if cost == "quadratic" else 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         if cost == "cross_entropy":  # a_j is 0 or 1 only where every y_j is
             terms = (np.where(Y != 0, Y * np.log(a), 0.0)
                      + np.where(Y != 1, (1 - Y) * np.log1p(-a), 0.0))
         else:  # log_likelihood: the constant softmax output is the mean target, normalised
             terms = np.where(Y != 0, Y * np.log(a / a.sum()), 0.0)
-    return float(-np.mean(np.sum(terms, axis=1)))
+    return float(-np.average(np.sum(terms, axis=1), weights=weights))
 
 
 class ProgressCheck:
     """The two checks for one ``fit``: construct before training, call after each epoch."""
 
-    def __init__(self, net, X, Y, epochs: int, batch_size: int, lr, momentum):
-        self.net, self.X, self.Y = net, X, Y
+    def __init__(self, net, X, Y, epochs: int, batch_size: int, lr, momentum, weights=None):
+        self.net, self.X, self.Y, self.weights = net, X, Y, weights
         self.lr, self.momentum = lr, momentum
         steps = -(-X.shape[0] // batch_size)  # per epoch
         first = max(2, -(-_MIN_STEPS // steps))
@@ -116,7 +121,8 @@ class ProgressCheck:
         if self.warned or epoch not in self.check_at:
             return
         cost = history.train_cost[-1]
-        floor = constant_cost(self.net.cost_name, self.net.activations[-1], self.Y)
+        floor = constant_cost(self.net.cost_name, self.net.activations[-1], self.Y,
+                              self.weights)
         stuck = self._stuck_rows()
         if cost < (1 - _MARGIN) * floor and stuck < _STUCK_ROWS:
             return

@@ -201,6 +201,35 @@ def test_constant_cost_is_the_cost_of_predicting_the_mean(cost, activation, bias
     assert constant_cost(cost, activation, Y) == pytest.approx(net.cost(X, Y), rel=1e-12)
 
 
+@pytest.mark.parametrize("cost, activation, bias", [
+    ("quadratic", "identity", lambda m: m),
+    ("log_likelihood", "softmax", np.log),
+])
+def test_weighted_constant_cost_is_the_weighted_cost_of_predicting_the_weighted_mean(
+        cost, activation, bias):
+    rng = np.random.default_rng(6)
+    Y = np.eye(3)[rng.integers(0, 3, 300)]
+    w = rng.uniform(0.1, 3.0, 300)
+    net = reference.Network([2, 4, 3], activations=["tanh", activation], cost=cost, seed=0)
+    net.weights = [net.weights[0], np.zeros((3, 4))]
+    net.biases = [net.biases[0], bias(np.average(Y, axis=0, weights=w))]
+    X = rng.random((300, 2))
+    assert constant_cost(cost, activation, Y, w) == pytest.approx(
+        net.cost(X, Y, sample_weight=w), rel=1e-12)
+
+
+def test_class_weights_are_judged_against_the_weighted_constant_cost():
+    """90% of one class, weighted "balanced": fit records the weighted cost, 0.58 and
+    0.47 after epochs 2 and 3 of a network that learns; the unweighted constant cost
+    (0.34) would call that no progress, the weighted one (ln 2) does not."""
+    rng = np.random.default_rng(7)
+    X = rng.random((2000, 4))
+    y = (X[:, 0] > 0.9).astype(int)
+    net = Network([4, 8, 2], activations=["tanh", "softmax"], cost="log_likelihood", seed=0,
+                  num_threads=1)
+    assert fit_warnings(net, X, y, 3, 20, 0.03, class_weight="balanced") == []
+
+
 def test_constant_cost_is_the_least_of_constant_predictions():
     rng = np.random.default_rng(4)
     Y = np.eye(3)[rng.integers(0, 3, 400)]

@@ -15,8 +15,11 @@ import pytest
 import bpcore
 from bpcore import Network, reference
 
-FIT_OPTIONS = ["X", "Y", "epochs", "batch_size", "lr", "l2", "momentum", "shuffle", "seed",
-               "validation_data", "verbose", "progress", "callback"]
+#: fit's parameters after self, in the order of the agreed interface.
+FIT_OPTIONS = ["X", "Y", "epochs", "batch_size", "lr", "optimizer", "l2", "momentum", "schedule",
+               "sample_weight", "class_weight", "shuffle", "seed", "validation_data", "verbose",
+               "progress", "callback", "checkpoint", "checkpoint_every", "resume", "comm",
+               "record_grad_norms"]
 
 
 # -- load: never advice to unpickle ------------------------------------------------------
