@@ -57,6 +57,7 @@ Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
 """
 from cython.parallel cimport parallel
 
+from libc.math cimport sqrt
 from libc.string cimport memcpy
 
 from bpcore._math cimport real, activate, times_derivative, output_delta, example_cost
@@ -198,6 +199,7 @@ cdef struct Data:
     bint interrupted          # set by thread 0 when a signal handler raised
     int slow_thread           # tests: this thread naps slow_ns before each piece (-1: none)
     long slow_ns
+    double* bias_norms        # L sums of ||dC/db^l|| over the mini-batches, or NULL (off)
 
 
 cdef struct Update:
@@ -599,6 +601,26 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
         l += 1
 
 
+cdef void record_bias_norms(const LayoutC* net, const real* grads, Py_ssize_t m,
+                            double* out) noexcept nogil:
+    """out[l - 1] += ||sum_i delta^l_i|| / m = ||dC/db^l|| of the mini-batch, l = 1..L.
+
+    Nielsen's measure of how fast layer l learns.  Called once per mini-batch after
+    its phase 2, when ``grads`` holds every layer's bias sums (the fused and the
+    streaming path both leave them there), before the next phase 2 overwrites
+    them: by the first piece of the next mini-batch, or after the parallel region
+    for the last one.  Summed in double, in order.
+    """
+    cdef Py_ssize_t l, j
+    cdef double g, total
+    for l in range(1, net.n_layers + 1):
+        total = 0
+        for j in range(net.sizes[l]):
+            g = grads[net.b_off[l] + j]
+            total += g * g
+        out[l - 1] += sqrt(total) / m
+
+
 #: How often a training epoch checks for Ctrl-C and other signals.
 cdef double POLL_SECONDS = 0.05
 
@@ -649,6 +671,10 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
     cdef real* A = <real*>data.A
     cdef real* D = <real*>data.D
     if p.phase == 1:
+        if data.bias_norms != NULL and p.i0 == 0 and p.batch > 0:
+            # grads still holds mini-batch b - 1's bias sums: all of its phase 2 is
+            # complete, and mini-batch b's phase 2 waits for this piece
+            record_bias_norms(net, <const real*>grads, data.batch_size, data.bias_norms)
         for i in range(p.i0, p.i1):  # gather a^0 into the workspace
             memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
         row = p.i0 * ld
@@ -860,7 +886,25 @@ cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:
     data.interrupted = False
     data.slow_thread = -1
     data.slow_ns = 0
+    data.bias_norms = NULL
     return 0
+
+
+cdef void record_last_bias_norms(const LayoutC* net, void* params, void* grads,
+                                 const Data* data, const Schedule* s, bp_team* team,
+                                 bint single) noexcept nogil:
+    """After the region: the bias norms of the last mini-batch completed (the pieces
+    record each earlier one when the next mini-batch starts)."""
+    cdef long long end = s.total if not team.stopping else team.stop_at
+    cdef Py_ssize_t b, m
+    if end <= 0:
+        return
+    b = batch_of(s, end - 1)
+    m = min(data.batch_size, data.n - b * data.batch_size)
+    if single:
+        record_bias_norms(net, <const float*>grads, m, data.bias_norms)
+    else:
+        record_bias_norms(net, <const double*>grads, m, data.bias_norms)
 
 
 cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Update* upd,
@@ -887,6 +931,8 @@ cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Upd
                 run_epoch(net, <double*>params, <double*>grads, data, upd, &sched, &team)
         if memory != NULL:
             bp_team_save(&team, num_threads, memory)
+        if data.bias_norms != NULL:
+            record_last_bias_norms(net, params, grads, data, &sched, &team, single)
     if stats is not None:
         for tid in range(num_threads):
             stats[tid] = team.member[tid].pieces if tid < sched.nt else 0
@@ -898,9 +944,9 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
                 Hyper hyper, const real[:, ::1] X, const real[:, ::1] Y,
                 const Py_ssize_t[::1] order, const real[::1] sample_weight,
                 Py_ssize_t batch_size, real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D,
-                double[::1] costs, int num_threads, long long[::1] stats=None,
-                double[:, ::1] team_memory=None, int _slow_thread=-1,
-                double _slow_seconds=0.0):
+                double[::1] costs, int num_threads, double[::1] bias_norms=None,
+                long long[::1] stats=None, double[:, ::1] team_memory=None,
+                int _slow_thread=-1, double _slow_seconds=0.0):
     """One epoch of mini-batch training in place, one optimizer step per mini-batch.
 
     Visits X[order[0]], X[order[1]], ... (order None: 0, 1, 2, ...) in mini-batches
@@ -913,7 +959,9 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
     position i, computed with the parameters before its step (unweighted).  A signal
     handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch within ~50 ms,
     after a completed step (``hyper.t`` counts it), and its exception propagates.
-    The caller checks the arguments; this re-checks only what would corrupt memory.
+    With ``bias_norms`` (L entries), ||dC/db^l|| of every mini-batch is added to
+    ``bias_norms[l - 1]`` (see record_bias_norms).  The caller checks the arguments;
+    this re-checks only what would corrupt memory.
 
     ``stats``, if given (num_threads + 1 entries), receives the pieces each thread
     computed and, last, how many times a thread was excluded for holding the
@@ -935,6 +983,10 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
         return
     data.slow_thread = _slow_thread
     data.slow_ns = <long>(_slow_seconds * 1e9)
+    if bias_norms is not None:
+        if bias_norms.shape[0] != net.n_layers:
+            raise ValueError("bias_norms must have one entry per layer")
+        data.bias_norms = &bias_norms[0]
     cdef bp_hyper h
     hyper.fill(&h)
     upd.hyper = &h
@@ -947,11 +999,13 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
 
 def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[:, ::1] X,
              const real[:, ::1] Y, const real[::1] sample_weight, real[:, ::1] Z,
-             real[:, ::1] A, real[:, ::1] D, int num_threads):
+             real[:, ::1] A, real[:, ::1] D, int num_threads, double[::1] costs=None):
     """grads <- sum over the rows x of X of w_x dC_x/dtheta (a sum, not a mean; no update).
 
     w_x = ``sample_weight[x]`` (None: 1).  The workspaces need X.shape[0] rows.
     ``grads`` has the layout of ``params`` (its alignment gaps are left untouched).
+    ``costs[i]`` (or None) receives the cost C_x of row i (unweighted): data-parallel
+    training reports them as ``train_epoch`` does.
     """
     cdef LayoutC* net = &layout.c
     _check_params(layout, params.shape[0], "params")
@@ -959,8 +1013,7 @@ def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[
     cdef Data data
     cdef Py_ssize_t n = X.shape[0]
     cdef const Py_ssize_t[::1] no_order = None
-    cdef double[::1] no_costs = None
-    if fill_data(&data, layout, X, Y, no_order, sample_weight, max(n, 1), Z, A, D, no_costs,
+    if fill_data(&data, layout, X, Y, no_order, sample_weight, max(n, 1), Z, A, D, costs,
                  num_threads):
         return
     cdef Update upd

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._validation import as_path, check_bool, check_int
+from ._checks import as_path, check_bool, check_int
 from .history import History
 
 #: ``meta["format"]`` of every checkpoint.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ._validation import check_bool, check_int, check_name, check_real
+from ._checks import check_bool, check_int, check_name, check_real
 from .history import History
 
 #: The History lists a monitor may name, and whether a larger value is better.

@@ -6,6 +6,8 @@ Each derives from the built-in exception or warning a caller would otherwise cat
 """
 from __future__ import annotations
 
+__all__ = ["DivergenceError", "ResultOverflowError", "ConvergenceWarning"]
+
 
 class DivergenceError(FloatingPointError):
     """Training produced NaN or infinite parameters (usually: the learning rate is too large).
@@ -30,5 +32,3 @@ class ConvergenceWarning(UserWarning):
     or turn it into an error with ``"error"``.
     """
 
-
-__all__ = ["DivergenceError", "ResultOverflowError", "ConvergenceWarning"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from ._notebook import HistoryMixin
+
 
 @dataclass
-class History:
+class History(HistoryMixin):
     """Per-epoch record of a ``fit``: one entry per epoch in each list.
 
     ``train_cost`` is the mean cost of the training examples as they were met
@@ -21,7 +23,10 @@ class History:
     ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
     without ``validation_data``.  ``seconds`` is the time spent training, the
     validation pass excluded.  ``lr`` is the learning rate of the epoch's steps
-    (set by the ``schedule`` of ``fit``, else the optimizer's).
+    (set by the ``schedule`` of ``fit``, else the optimizer's).  ``grad_norms``
+    (with ``fit(record_grad_norms=True)``) holds, per epoch, one number per layer
+    l = 1..L: the mean over the epoch's mini-batches of ||dC/db^l||, the speed at
+    which layer l learns.
 
     A ``fit`` resumed from a checkpoint returns the history of the whole run,
     the epochs before the interruption included.
@@ -32,6 +37,7 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    grad_norms: list[list[float]] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_int, check_real
+from ._checks import check_int, check_real
 from .callbacks import Plateau, resolve_monitor
 from .history import History
 

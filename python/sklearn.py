@@ -55,6 +55,9 @@ and ``partial_fit`` behave as scikit-learn's: ``fit`` with ``warm_start``
 continues from the parameters with a new optimizer; ``partial_fit`` keeps the
 optimizer (Adam's moments, the schedule) from call to call, so that
 ``partial_fit`` calls train exactly as one ``fit`` of as many epochs would.
+
+A fit that learns nothing warns with :class:`bpcore.ConvergenceWarning` (from
+:meth:`bpcore.Network.fit`, passed on unchanged).
 """
 from __future__ import annotations
 
@@ -67,7 +70,9 @@ import numpy as np
 try:
     import sklearn  # noqa: F401 - the check that names the extra
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError('bpcore.sklearn needs scikit-learn: pip install "bpcore[sklearn]"') from exc
+    raise ImportError('bpcore.sklearn needs scikit-learn, the extra "sklearn": pip install '
+                      'scikit-learn (or pip install ".[sklearn]" in bpcore\'s source tree)'
+                      ) from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
@@ -82,7 +87,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
                       "sklearn.utils.validation.validate_data)") from exc
 
 from ._config import ACTIVATIONS, INITS, resolve_dtype
-from ._validation import check_bool, check_int, check_name, check_num_threads, check_real
+from ._checks import check_bool, check_int, check_name, check_num_threads, check_real
 from ._weights import class_sample_weight
 from .callbacks import EarlyStopping
 from .network import Network

@@ -1,6 +1,7 @@
 """Shared fixtures and helpers of bpcore's test suite."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,12 @@ settings.register_profile(
 # own max_examples scale it from settings.default.max_examples to follow the profile.
 settings.register_profile("long", parent=settings.get_profile("bpcore"), max_examples=2000)
 settings.load_profile("bpcore")
+
+#: tests/distributed/ runs on every rank of an MPI launcher (``mpiexec -n 2 python -m
+#: pytest tests/distributed``, which tests/test_distributed.py starts); a run of the
+#: whole suite in one process leaves that folder to it.
+_UNDER_MPI = any(name in os.environ for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"))
+collect_ignore = [] if _UNDER_MPI else ["distributed"]
 
 #: Where the real MNIST files live: ``shared/data/mnist`` beside the repository
 #: checkout (the repository is cloned next to ``shared/`` in CI).
@@ -85,3 +92,17 @@ def params_of(net) -> list[np.ndarray]:
     """Copies of all parameters of a core or reference network: W^1..W^L, b^1..b^L."""
     return [np.array(w, copy=True) for w in net.weights] + [np.array(b, copy=True)
                                                              for b in net.biases]
+
+
+def require(module: str):
+    """``import module`` for a test that needs an optional package of the ``test`` extra.
+
+    Outside CI a missing package skips the test; under CI (``CI`` set), where the
+    extra installs it, the ImportError fails the test instead of skipping it green.
+    """
+    import importlib
+    import os
+
+    if os.environ.get("CI", "").lower() in ("", "0", "false", "no"):
+        return pytest.importorskip(module)
+    return importlib.import_module(module)
