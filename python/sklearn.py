@@ -28,8 +28,9 @@ unchanged.  How each maps onto bpcore (read from scikit-learn's
   ``InverseScaling(power_t, t_per_epoch=n_samples)``, scikit-learn's rates
   exactly (its ``t`` counts training samples); ``"adaptive"`` is ``Adaptive``
   with ``patience = n_iter_no_change + 1``, monitoring what scikit-learn monitors
-  (the training loss, or the validation score with ``early_stopping``), and
-  training stops when the rate would go below 1e-6 (see :mod:`bpcore.schedules`).
+  (the training loss, or the validation score with ``early_stopping``); training
+  stops at a plateau met with the rate already at most 1e-6 (see
+  :mod:`bpcore.schedules`).
 * Stopping: as in scikit-learn, training stops when the training loss (with
   ``early_stopping``: the validation score) has not improved by ``tol`` for more
   than ``n_iter_no_change`` epochs in a row (:class:`bpcore.callbacks.EarlyStopping`

@@ -122,3 +122,13 @@ def test_the_cli_and_the_estimators_use_it(monkeypatch, tmp_path):
     sklearn.BPClassifier(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True,
                          validation_fraction=0.25, num_threads=1).fit(X, X[:, 0] > 0)
     assert len(calls) == 5
+
+
+def test_history_and_exceptions_live_in_public_modules():
+    import bpcore.exceptions
+    import bpcore.history
+    assert bpcore.History is bpcore.history.History
+    assert bpcore.DivergenceError is bpcore.exceptions.DivergenceError
+    assert bpcore.ResultOverflowError is bpcore.exceptions.ResultOverflowError
+    assert issubclass(bpcore.DivergenceError, FloatingPointError)
+    assert bpcore.History().lr == []
