@@ -120,11 +120,16 @@ class NumpyBatchedNet:
         self._rows = np.empty(m, self.dtype)
         self._grad_w = [np.empty_like(w) for w in self.weights]
         self._grad_b = [np.empty_like(b) for b in self.biases]
+        self._x = np.empty((m, self.sizes[0]), self.dtype)
+        self._y = np.empty((m, self.sizes[-1]), self.dtype)
         self._batch_size = m
 
-    def train_epoch(self, X, Y, batch_size, lr):
-        """One pass of SGD over (X, Y) in order, in mini-batches of ``batch_size``.
+    def train_epoch(self, X, Y, batch_size, lr, order=None):
+        """One pass of SGD over (X, Y) in mini-batches of ``batch_size``.
 
+        ``order`` (a permutation of the row indices) is the visiting order, each
+        mini-batch's rows gathered into a preallocated buffer (``np.take(...,
+        out=)``) as bpcore gathers them; None visits the rows in order, as views.
         The last mini-batch holds the remaining ``len(X) % batch_size`` rows.
         """
         X = np.ascontiguousarray(X, self.dtype)
@@ -133,7 +138,15 @@ class NumpyBatchedNet:
             self._allocate(batch_size)
         for start in range(0, len(X), batch_size):
             stop = start + batch_size
-            self._step(X[start:stop], Y[start:stop], lr)
+            if order is None:
+                self._step(X[start:stop], Y[start:stop], lr)
+            else:
+                rows = order[start:stop]
+                x, y = self._x[:len(rows)], self._y[:len(rows)]
+                # mode="clip": no bounds-checked (buffered) copy; rows are valid indices
+                np.take(X, rows, axis=0, out=x, mode="clip")
+                np.take(Y, rows, axis=0, out=y, mode="clip")
+                self._step(x, y, lr)
 
     def _step(self, x, y, lr):
         m = len(x)

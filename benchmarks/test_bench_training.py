@@ -96,3 +96,15 @@ def test_peers_train_like_bpcore(config):
     atol = 1e-10 if config.dtype == "float64" else 1e-4
     for got, want in zip(peer.weights + peer.biases, net.weights + net.biases):
         np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("config", get_configs(REFERENCE_CONFIGS), ids=lambda c: c.name)
+def test_bpcore_record_grad_norms(benchmark, config):
+    """``fit(record_grad_norms=True)`` on one thread: compare with ``test_bpcore[...-1]``
+    (off, the default) for the cost of recording; off costs one NULL test per mini-batch."""
+    X, Y = config.data()
+    net = bpcore.Network(config.sizes, config.activations, config.cost, config.dtype,
+                         seed=0, num_threads=1)
+    measure(benchmark, config, "bpcore-grad-norms", 1, len(X),
+            lambda: net.fit(X, Y, epochs=1, batch_size=config.batch_size, lr=config.lr,
+                            shuffle=False, record_grad_norms=True))

@@ -89,3 +89,15 @@ def test_float32_stays_float32_and_tracks_float64():
 def test_unsupported_networks_are_refused(activations, cost):
     with pytest.raises(ValueError):
         NumpyBatchedNet((3, 4, 2), activations, cost)
+
+
+@pytest.mark.parametrize("sizes, activations, cost", CASES[:2])
+def test_shuffled_epoch_is_the_epoch_of_the_shuffled_data(sizes, activations, cost):
+    """``order`` gathers each mini-batch's rows: the same steps as training on X[order]."""
+    X, Y = _data(23, sizes[0], sizes[-1])
+    order = np.random.default_rng(4).permutation(len(X))
+    nets = [NumpyBatchedNet(sizes, activations, cost, "float64", seed=3) for _ in range(2)]
+    nets[0].train_epoch(X, Y, batch_size=5, lr=0.5, order=order)
+    nets[1].train_epoch(X[order], Y[order], batch_size=5, lr=0.5)
+    for got, want in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        np.testing.assert_array_equal(got, want)

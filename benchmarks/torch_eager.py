@@ -60,18 +60,40 @@ class TorchEagerNet:
             return F.binary_cross_entropy_with_logits(out, y, reduction="sum") / len(y)
         return F.cross_entropy(out, y)  # y: class indices
 
-    def train_epoch(self, X, Y, batch_size, lr):
-        """One pass of SGD over (X, Y) in order; Y one-hot for log_likelihood."""
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
+    def as_tensors(self, X, Y):
+        """(X, Y) as tensors of the network's dtype (no copy when they already are);
+        Y as class indices for log_likelihood."""
         X = torch.from_numpy(np.ascontiguousarray(X)).to(self.dtype)
         if self.cost == "log_likelihood":
-            Y = torch.from_numpy(np.asarray(Y).argmax(axis=1))
-        else:
-            Y = torch.from_numpy(np.ascontiguousarray(Y)).to(self.dtype)
+            return X, torch.from_numpy(np.asarray(Y).argmax(axis=1))
+        return X, torch.from_numpy(np.ascontiguousarray(Y)).to(self.dtype)
+
+    def train_epoch(self, X, Y, batch_size, lr, order=None):
+        """One pass of SGD over (X, Y); Y one-hot for log_likelihood.
+
+        X and Y may be NumPy arrays or the tensors of :meth:`as_tensors` (then
+        nothing is converted).  ``order`` (a permutation of the row indices) is
+        the visiting order, each mini-batch gathered into a preallocated tensor
+        with ``torch.index_select(..., out=)``; None visits the rows in order.
+        """
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        if not isinstance(X, torch.Tensor):
+            X, Y = self.as_tensors(X, Y)
         optimizer = torch.optim.SGD(self.model.parameters(), lr=lr)
+        if order is not None:
+            order = torch.from_numpy(np.asarray(order, dtype=np.int64))
+            xb = torch.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
+            yb = torch.empty((batch_size,) + Y.shape[1:], dtype=Y.dtype)
         for start in range(0, len(X), batch_size):
             stop = start + batch_size
+            if order is None:
+                x, y = X[start:stop], Y[start:stop]
+            else:
+                rows = order[start:stop]
+                x, y = xb[:len(rows)], yb[:len(rows)]
+                torch.index_select(X, 0, rows, out=x)
+                torch.index_select(Y, 0, rows, out=y)
             optimizer.zero_grad(set_to_none=True)
-            self._loss(self.model(X[start:stop]), Y[start:stop]).backward()
+            self._loss(self.model(x), y).backward()
             optimizer.step()

@@ -39,20 +39,25 @@ Alignment
     sets: the gradient products of that network went from 136 to 210 GFLOP/s
     (AVX-512) and from 49 to 90 (AVX2).
 
-Parallel scheme (one OpenMP region per epoch, two barriers per mini-batch)
-    1. per-example phase, the mini-batch split into one block of rows per
-       thread: gather, forward pass, cost, delta^L and delta^l for all layers of
-       the block (no barrier between layers: a block needs only its own rows);
-    2. per-row phase, each layer's rows of W in chunks (``row_chunk``) that the
-       threads take in turn from a shared counter, so that a thread the host
-       slows down takes fewer: rows j of dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m,
-       summed over the examples in index order, then their optimizer step.
-    Every number is computed by exactly one thread, in an order that does not
-    depend on which thread or how many (see _gemm.h): trained weights are
-    bitwise the same for any thread count.
+Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
+    The epoch is cut into pieces that the threads take in ticket order from a
+    shared counter (``Schedule``, bpcore/_sched.h); a piece starts once every
+    piece of the phase before it is complete:
+    1. per-example phase, the mini-batch in blocks of examples (two per thread):
+       gather, forward pass, cost, delta^L and delta^l for all layers of the block
+       (no wait between layers: a block needs only its own rows);
+    2. per-row phase, each layer's rows of W in chunks (``row_chunk``): rows j of
+       dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m, summed over the examples in index
+       order, then their optimizer step.
+    A thread that is not running takes no piece; one that holds the others up far
+    longer than its piece should take (descheduled by the host) is excluded for a
+    while (_sched.h).  Every number is computed by exactly one piece, in an order
+    that does not depend on which thread or how many (see _gemm.h): trained
+    weights are bitwise the same for any thread count.
 """
 from cython.parallel cimport parallel
 
+from libc.math cimport sqrt
 from libc.string cimport memcpy
 
 from bpcore._math cimport real, activate, times_derivative, output_delta, example_cost
@@ -65,9 +70,41 @@ cdef extern from "_omp.h" nogil:
     int bp_thread_num()
     int bp_team_size()
     int bp_max_threads()
-    void bp_barrier()
-    Py_ssize_t bp_take(Py_ssize_t* counter)
     double bp_seconds()
+    void bp_barrier()
+
+cdef extern from "_sched.h" nogil:
+    ctypedef long long bp_ns
+    ctypedef struct bp_member:
+        long long ticket
+        bp_ns since
+        long long work
+        bp_ns excluded_until
+        long long pieces
+    ctypedef struct bp_team:
+        long long next
+        long long completed
+        long long stopping
+        long long stop_at
+        long long exclusions
+        bp_member* member
+    enum: BP_MAX_TEAM
+    long BP_NAP_NS
+    long long BP_LOAD(long long* p)
+    long long BP_LOAD_SC(long long* p)
+    void BP_STORE(long long* p, long long v)
+    void BP_STORE_SC(long long* p, long long v)
+    long long BP_FETCH_ADD(long long* p, long long v)
+    long long BP_ADD_RELEASE(long long* p, long long v)
+    void BP_PAUSE()
+    bp_ns bp_now()
+    void bp_nap(long ns)
+    void bp_team_init(bp_team* team, int nt, const double* memory)
+    void bp_team_save(const bp_team* team, int nt, double* memory)
+    void bp_learn_speed(bp_member* me, int kind, bp_ns took, long long work)
+    int bp_exclude_slow(bp_team* team, int nt, int waiter, int kind, long long need,
+                        bp_ns wait_start, bp_ns now)
+    void bp_end_exclusions(bp_team* team, int nt, int waiter, bp_ns now, bp_ns waited)
 
 cdef extern from "Python.h":
     # Declared without an exception value: a KeyboardInterrupt it sets stays
@@ -158,9 +195,11 @@ cdef struct Data:
     void* A
     void* D
     double* costs             # cost of the example at each position, or NULL
-    Py_ssize_t rows_taken     # chunks of rows of W taken so far in this mini-batch's phase 2
     double next_poll          # bp_seconds() after which thread 0 checks for signals
     bint interrupted          # set by thread 0 when a signal handler raised
+    int slow_thread           # tests: this thread naps slow_ns before each piece (-1: none)
+    long slow_ns
+    double* bias_norms        # L sums of ||dC/db^l|| over the mini-batches, or NULL (off)
 
 
 cdef struct Update:
@@ -453,30 +492,133 @@ cdef void step_rows(const LayoutC* net, const real* A, const real* D, real* grad
 
 
 cdef inline Py_ssize_t row_chunk(Py_ssize_t rows, int nt) noexcept nogil:
-    """Rows of W per chunk of phase 2: about four chunks per thread, a multiple of 4
-    rows and at least 16 (one chunk per layer on one thread)."""
+    """Rows of W per piece of phase 2: about four pieces per thread, a multiple of 4
+    rows and at least 16 (one piece per layer on one thread)."""
     cdef Py_ssize_t chunk = (rows + 4 * nt - 1) // (4 * nt)
     if nt == 1:
         return rows if rows > 0 else 1
     return max(16, (chunk + 3) // 4 * 4)
 
 
-cdef inline bint take_rows(const LayoutC* net, Data* data, int nt, Py_ssize_t* l,
-                           Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
-    """The next chunk of phase 2, rows j0..j1 of W^l (layers in order); False when none is left."""
-    cdef Py_ssize_t chunk = bp_take(&data.rows_taken), size, per, count
-    l[0] = 1
-    while l[0] <= net.n_layers:
-        size = net.sizes[l[0]]
-        per = row_chunk(size, nt)
+cdef inline Py_ssize_t example_block(Py_ssize_t m, int nt) noexcept nogil:
+    """Examples per piece of phase 1: two pieces per thread (each piece reads every
+    W^l once, so more pieces cost more passes over the weights), a multiple of the
+    4-row tile; the whole mini-batch on one thread."""
+    cdef Py_ssize_t rows = (m + 2 * nt - 1) // (2 * nt)
+    if nt == 1:
+        return m if m > 0 else 1
+    return max(4, (rows + 3) // 4 * 4)
+
+
+cdef struct Schedule:
+    # The pieces of an epoch in ticket order: per mini-batch, its phase-1 pieces
+    # (blocks of ``rows1`` examples), then its phase-2 pieces (chunks of rows of
+    # each W^l, layers in order).  Only the last mini-batch may be smaller.
+    Py_ssize_t batches        # number of mini-batches
+    Py_ssize_t per_batch      # tickets of a full mini-batch
+    Py_ssize_t rows1          # examples per phase-1 piece of a full mini-batch
+    Py_ssize_t pieces1        # phase-1 pieces of a full mini-batch
+    Py_ssize_t rows1_last     # the same for the last mini-batch
+    Py_ssize_t pieces1_last
+    Py_ssize_t pieces2        # phase-2 pieces of any mini-batch
+    long long total           # tickets of the epoch
+    int nt                    # the team size the pieces were cut for
+
+
+cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size, int nt,
+                        Schedule* s) noexcept nogil:
+    cdef Py_ssize_t m = min(batch_size, n), last, l, per
+    s.batches = (n + m - 1) // m
+    last = n - (s.batches - 1) * m
+    s.rows1 = example_block(m, nt)
+    s.pieces1 = (m + s.rows1 - 1) // s.rows1
+    s.rows1_last = example_block(last, nt)
+    s.pieces1_last = (last + s.rows1_last - 1) // s.rows1_last
+    s.pieces2 = 0
+    for l in range(1, net.n_layers + 1):
+        per = row_chunk(net.sizes[l], nt)
+        s.pieces2 += (net.sizes[l] + per - 1) // per
+    s.per_batch = s.pieces1 + s.pieces2
+    s.nt = nt
+    s.total = (s.batches - 1) * s.per_batch + s.pieces1_last + s.pieces2
+
+
+cdef struct Piece:
+    Py_ssize_t batch          # which mini-batch
+    int phase                 # 1: examples i0..i1 of it; 2: rows j0..j1 of W^l
+    Py_ssize_t i0, i1, l, j0, j1
+    long long need            # completed pieces needed first (all of the phase before)
+    long long work            # multiply-adds, for the speed estimates of _sched.h
+
+
+cdef inline long long batch_start(const Schedule* s, Py_ssize_t b) noexcept nogil:
+    """First ticket of mini-batch b (the end of the epoch for b = batches)."""
+    if b >= s.batches:
+        return s.total
+    return b * s.per_batch
+
+
+cdef inline Py_ssize_t batch_of(const Schedule* s, long long t) noexcept nogil:
+    return min(<Py_ssize_t>(t // s.per_batch), s.batches - 1)
+
+
+cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long long t,
+                 Piece* p) noexcept nogil:
+    """The piece of ticket t."""
+    cdef Py_ssize_t b = batch_of(s, t), r, m, rows1, pieces1, size, per, count, l
+    cdef long long first = batch_start(s, b)
+    cdef long long madds = 0
+    cdef bint last = b == s.batches - 1
+    r = t - first
+    m = data.n - b * data.batch_size if last else data.batch_size
+    rows1 = s.rows1_last if last else s.rows1
+    pieces1 = s.pieces1_last if last else s.pieces1
+    p.batch = b
+    if r < pieces1:
+        p.phase = 1
+        p.i0 = r * rows1
+        p.i1 = min(m, p.i0 + rows1)
+        p.need = first
+        for l in range(1, net.n_layers + 1):
+            madds += net.sizes[l] * net.sizes[l - 1]
+        p.work = 2 * madds * (p.i1 - p.i0)
+        return
+    p.phase = 2
+    p.need = first + pieces1
+    r -= pieces1
+    l = 1
+    while l <= net.n_layers:
+        size = net.sizes[l]
+        per = row_chunk(size, s.nt)
         count = (size + per - 1) // per
-        if chunk < count:
-            j0[0] = chunk * per
-            j1[0] = min(size, j0[0] + per)
-            return True
-        chunk -= count
-        l[0] += 1
-    return False
+        if r < count:
+            p.l = l
+            p.j0 = r * per
+            p.j1 = min(size, p.j0 + per)
+            p.work = (p.j1 - p.j0) * net.sizes[l - 1] * m
+            return
+        r -= count
+        l += 1
+
+
+cdef void record_bias_norms(const LayoutC* net, const real* grads, Py_ssize_t m,
+                            double* out) noexcept nogil:
+    """out[l - 1] += ||sum_i delta^l_i|| / m = ||dC/db^l|| of the mini-batch, l = 1..L.
+
+    Nielsen's measure of how fast layer l learns.  Called once per mini-batch after
+    its phase 2, when ``grads`` holds every layer's bias sums (the fused and the
+    streaming path both leave them there), before the next phase 2 overwrites
+    them: by the first piece of the next mini-batch, or after the parallel region
+    for the last one.  Summed in double, in order.
+    """
+    cdef Py_ssize_t l, j
+    cdef double g, total
+    for l in range(1, net.n_layers + 1):
+        total = 0
+        for j in range(net.sizes[l]):
+            g = grads[net.b_off[l] + j]
+            total += g * g
+        out[l - 1] += sqrt(total) / m
 
 
 #: How often a training epoch checks for Ctrl-C and other signals.
@@ -488,57 +630,138 @@ cdef int raise_pending() except -1:
     return -1
 
 
-cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* data,
-                          Update* upd) noexcept nogil:
-    """What each thread of the team runs: all mini-batches of one epoch (or one gradient).
+cdef void poll_signals(Data* data, const Schedule* s, bp_team* team) noexcept nogil:
+    """Thread 0 (the Python thread that called train), every POLL_SECONDS: run pending
+    signal handlers; if one raised, stop the epoch after the mini-batch whose
+    tickets have been handed out (all of it is completed first)."""
+    cdef long long handed
+    if bp_seconds() < data.next_poll:
+        return
+    with gil:
+        if check_signals() != 0:
+            data.interrupted = True
+    data.next_poll = bp_seconds() + POLL_SECONDS
+    if data.interrupted and not BP_LOAD_SC(&team.stopping):
+        BP_STORE_SC(&team.stopping, 1)
+        # Every ticket taken from here on sees stopping = 1 and waits for stop_at;
+        # every ticket taken before is below `handed`, so in a mini-batch that ends
+        # at or before stop_at: no mini-batch is left half done.
+        handed = min(BP_LOAD_SC(&team.next), s.total)
+        BP_STORE(&team.stop_at, 0 if handed == 0 else batch_start(s, batch_of(s, handed - 1) + 1))
 
-    Every ``POLL_SECONDS`` thread 0 takes the GIL during phase 2 to run
-    pending signal handlers; if one raised (Ctrl-C), every thread stops after
-    that mini-batch's step, which the barrier that ends it has completed.
-    """
-    cdef int tid = bp_thread_num(), nt = bp_team_size()
-    cdef Py_ssize_t start, m, i, i0, i1, j0, j1, l, row
+
+cdef inline long long end_ticket(const Schedule* s, bp_team* team) noexcept nogil:
+    """Tickets up to here are done in this epoch (-1: a stop is being decided)."""
+    if not BP_LOAD(&team.stopping):
+        return s.total
+    return BP_LOAD(&team.stop_at)
+
+
+cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* data,
+                   Update* upd, const Piece* p) noexcept nogil:
+    """Phase 1: examples i0..i1 of the mini-batch (gather, forward pass, cost,
+    delta^L .. delta^1).  Phase 2: rows j0..j1 of W^l and b^l (gradient sums and,
+    with an optimizer, its step)."""
     cdef Py_ssize_t L = net.n_layers, n_in = net.sizes[0], n_out = net.sizes[L]
-    cdef Py_ssize_t ld = net.units
+    cdef Py_ssize_t ld = net.units, i, row, start = p.batch * data.batch_size
+    cdef Py_ssize_t m = min(data.batch_size, data.n - start)
     cdef const real* X = <const real*>data.X
     cdef const real* Y = <const real*>data.Y
     cdef real* Z = <real*>data.Z
     cdef real* A = <real*>data.A
     cdef real* D = <real*>data.D
-    start = 0
-    while start < data.n:
-        m = min(data.batch_size, data.n - start)
-        # 1. per example, this thread's rows i0..i1 of the mini-batch
-        split(m, tid, nt, &i0, &i1)
-        if tid == 0:
-            data.rows_taken = 0  # phase 2 of the mini-batch before ended at the barrier
-        for i in range(i0, i1):  # gather a^0 into the workspace
+    if p.phase == 1:
+        if data.bias_norms != NULL and p.i0 == 0 and p.batch > 0:
+            # grads still holds mini-batch b - 1's bias sums: all of its phase 2 is
+            # complete, and mini-batch b's phase 2 waits for this piece
+            record_bias_norms(net, <const real*>grads, data.batch_size, data.bias_norms)
+        for i in range(p.i0, p.i1):  # gather a^0 into the workspace
             memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
-        if i1 > i0:
-            row = i0 * ld
-            forward_block(net, <const real*>params, A + row, ld, i1 - i0, Z + row, A + row)
-            if data.costs != NULL:
-                for i in range(i0, i1):
-                    data.costs[start + i] = example_cost(
-                        net.cost, Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
-                        Y + example_at(data, start + i) * n_out, n_out)
-            backward_block(net, <const real*>params, data, start + i0, i1 - i0,
-                           Z + row, A + row, D + row)
-        bp_barrier()
-        # 2. per row of W: gradient and optimizer step
-        if tid == 0 and bp_seconds() >= data.next_poll:
-            with gil:
-                data.interrupted = check_signals() != 0
-            data.next_poll = bp_seconds() + POLL_SECONDS
-        while take_rows(net, data, nt, &l, &j0, &j1):
-            if upd.hyper == NULL:
-                gradient_sums(net, A, D, grads, m, l, j0, j1)
-            else:
-                step_rows(net, A, D, grads, params, upd, m, start // data.batch_size, l, j0, j1)
-        bp_barrier()
-        if data.interrupted:
+        row = p.i0 * ld
+        forward_block(net, <const real*>params, A + row, ld, p.i1 - p.i0, Z + row, A + row)
+        if data.costs != NULL:
+            for i in range(p.i0, p.i1):
+                data.costs[start + i] = example_cost(
+                    net.cost, Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
+                    Y + example_at(data, start + i) * n_out, n_out)
+        backward_block(net, <const real*>params, data, start + p.i0, p.i1 - p.i0,
+                       Z + row, A + row, D + row)
+        return
+    if upd.hyper == NULL:
+        gradient_sums(net, A, D, grads, m, p.l, p.j0, p.j1)
+    else:
+        step_rows(net, A, D, grads, params, upd, m, p.batch, p.l, p.j0, p.j1)
+
+
+cdef void run_epoch(const LayoutC* net, real* params, real* grads, Data* data, Update* upd,
+                    Schedule* s, bp_team* team) noexcept nogil:
+    """The parallel region's body: thread 0 cuts the epoch into pieces for the team
+    OpenMP gave (it may be smaller than asked for), then all run them."""
+    if bp_thread_num() == 0:
+        make_schedule(net, data.n, data.batch_size, bp_team_size(), s)
+    bp_barrier()
+    run_minibatches(net, params, grads, data, upd, s, team)
+
+
+cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* data,
+                          Update* upd, const Schedule* s, bp_team* team) noexcept nogil:
+    """What each thread of the team runs: all mini-batches of one epoch (or one
+    gradient), piece by piece in ticket order (see _sched.h)."""
+    cdef int tid = bp_thread_num(), nt = bp_team_size()
+    cdef bp_member* me = &team.member[tid]
+    cdef long long t, end
+    cdef bp_ns now, wait_start, began
+    cdef bint excluded_any
+    cdef int spins
+    cdef Piece p
+    while True:
+        if tid == 0:
+            poll_signals(data, s, team)
+        end = end_ticket(s, team)
+        if BP_LOAD(&me.excluded_until) > bp_now():
+            if end >= 0 and BP_LOAD(&team.completed) >= end:
+                break
+            bp_nap(BP_NAP_NS)
+            continue
+        t = BP_FETCH_ADD(&team.next, 1)
+        if t >= s.total:
             break
-        start += m
+        if BP_LOAD_SC(&team.stopping):
+            while BP_LOAD(&team.stop_at) < 0:
+                BP_PAUSE()
+            if t >= BP_LOAD(&team.stop_at):
+                break
+        decode(net, s, data, t, &p)
+        now = bp_now()
+        me.work = p.work
+        me.since = now
+        BP_STORE(&me.ticket, t)
+        if BP_LOAD(&team.completed) < p.need:  # the phase before is still running
+            wait_start = now
+            excluded_any = False
+            spins = 0
+            while BP_LOAD(&team.completed) < p.need:
+                BP_PAUSE()
+                spins += 1
+                if spins % 64 == 0:
+                    now = bp_now()
+                    # the holders work on the phase before this piece's
+                    if bp_exclude_slow(team, nt, tid, 1 if p.phase == 1 else 0, p.need,
+                                       wait_start, now):
+                        excluded_any = True
+                    if tid == 0:
+                        poll_signals(data, s, team)
+            if excluded_any:
+                now = bp_now()
+                bp_end_exclusions(team, nt, tid, now, now - wait_start)
+        if tid == data.slow_thread:  # tests: a thread that loses its core holding a piece
+            bp_nap(data.slow_ns)
+        began = bp_now()
+        do_piece(net, params, grads, data, upd, &p)
+        bp_learn_speed(me, p.phase - 1, bp_now() - began, p.work)
+        BP_STORE(&me.ticket, -1)
+        BP_ADD_RELEASE(&team.completed, 1)
+        me.pieces += 1
 
 
 cdef void forward_rows(const LayoutC* net, const real* params, const real* X, const real* Y,
@@ -661,7 +884,59 @@ cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:
     data.costs = NULL if costs is None else &costs[0]
     data.next_poll = bp_seconds() + POLL_SECONDS
     data.interrupted = False
-    data.rows_taken = 0
+    data.slow_thread = -1
+    data.slow_ns = 0
+    data.bias_norms = NULL
+    return 0
+
+
+cdef void record_last_bias_norms(const LayoutC* net, void* params, void* grads,
+                                 const Data* data, const Schedule* s, bp_team* team,
+                                 bint single) noexcept nogil:
+    """After the region: the bias norms of the last mini-batch completed (the pieces
+    record each earlier one when the next mini-batch starts)."""
+    cdef long long end = s.total if not team.stopping else team.stop_at
+    cdef Py_ssize_t b, m
+    if end <= 0:
+        return
+    b = batch_of(s, end - 1)
+    m = min(data.batch_size, data.n - b * data.batch_size)
+    if single:
+        record_bias_norms(net, <const float*>grads, m, data.bias_norms)
+    else:
+        record_bias_norms(net, <const double*>grads, m, data.bias_norms)
+
+
+cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Update* upd,
+                  bint single, int num_threads, long long[::1] stats,
+                  double[:, ::1] team_memory) except -1:
+    """The parallel region of an epoch or a gradient (see _sched.h)."""
+    if num_threads > BP_MAX_TEAM:
+        raise ValueError(f"num_threads must be <= {BP_MAX_TEAM}")
+    if stats is not None and stats.shape[0] != num_threads + 1:
+        raise ValueError("stats needs num_threads + 1 entries")
+    if team_memory is not None and (team_memory.shape[0] != num_threads
+                                    or team_memory.shape[1] != 3):
+        raise ValueError("team_memory needs num_threads rows of 3")
+    cdef Schedule sched
+    cdef bp_team team
+    cdef int tid
+    cdef double* memory = NULL if team_memory is None else &team_memory[0, 0]
+    with nogil:
+        bp_team_init(&team, num_threads, memory)
+        with parallel(num_threads=num_threads):
+            if single:
+                run_epoch(net, <float*>params, <float*>grads, data, upd, &sched, &team)
+            else:
+                run_epoch(net, <double*>params, <double*>grads, data, upd, &sched, &team)
+        if memory != NULL:
+            bp_team_save(&team, num_threads, memory)
+        if data.bias_norms != NULL:
+            record_last_bias_norms(net, params, grads, data, &sched, &team, single)
+    if stats is not None:
+        for tid in range(num_threads):
+            stats[tid] = team.member[tid].pieces if tid < sched.nt else 0
+        stats[num_threads] = team.exclusions
     return 0
 
 
@@ -669,7 +944,9 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
                 Hyper hyper, const real[:, ::1] X, const real[:, ::1] Y,
                 const Py_ssize_t[::1] order, const real[::1] sample_weight,
                 Py_ssize_t batch_size, real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D,
-                double[::1] costs, int num_threads):
+                double[::1] costs, int num_threads, double[::1] bias_norms=None,
+                long long[::1] stats=None, double[:, ::1] team_memory=None,
+                int _slow_thread=-1, double _slow_seconds=0.0):
     """One epoch of mini-batch training in place, one optimizer step per mini-batch.
 
     Visits X[order[0]], X[order[1]], ... (order None: 0, 1, 2, ...) in mini-batches
@@ -682,7 +959,16 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
     position i, computed with the parameters before its step (unweighted).  A signal
     handler that raises (Ctrl-C: KeyboardInterrupt) stops the epoch within ~50 ms,
     after a completed step (``hyper.t`` counts it), and its exception propagates.
-    The caller checks the arguments; this re-checks only what would corrupt memory.
+    With ``bias_norms`` (L entries), ||dC/db^l|| of every mini-batch is added to
+    ``bias_norms[l - 1]`` (see record_bias_norms).  The caller checks the arguments;
+    this re-checks only what would corrupt memory.
+
+    ``stats``, if given (num_threads + 1 entries), receives the pieces each thread
+    computed and, last, how many times a thread was excluded for holding the
+    others up (see _sched.h).  ``team_memory`` (num_threads x 3, or None) carries
+    the threads' speed estimates and exclusions from one call to the next.
+    ``_slow_thread`` naps ``_slow_seconds`` before each piece it takes: a stand-in,
+    for the tests, for a thread that loses its core.
     """
     cdef LayoutC* net = &layout.c
     _check_params(layout, params.shape[0], "params")
@@ -695,13 +981,17 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
     if fill_data(&data, layout, X, Y, order, sample_weight, batch_size, Z, A, D, costs,
                  num_threads):
         return
+    data.slow_thread = _slow_thread
+    data.slow_ns = <long>(_slow_seconds * 1e9)
+    if bias_norms is not None:
+        if bias_norms.shape[0] != net.n_layers:
+            raise ValueError("bias_norms must have one entry per layer")
+        data.bias_norms = &bias_norms[0]
     cdef bp_hyper h
     hyper.fill(&h)
     upd.hyper = &h
-    cdef real* p = &params[0]
-    cdef real* g = &grads[0]
-    with nogil, parallel(num_threads=num_threads):
-        run_minibatches(net, p, g, &data, &upd)
+    run_team(net, &params[0], &grads[0], &data, &upd, real is float, num_threads, stats,
+             team_memory)
     hyper.t += upd.steps
     if data.interrupted:
         raise_pending()
@@ -728,10 +1018,9 @@ def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[
     cdef Update upd
     upd.hyper = NULL
     upd.state = NULL
-    cdef real* p = <real*>&params[0]  # phase 2 without an optimizer never writes it
-    cdef real* g = &grads[0]
-    with nogil, parallel(num_threads=num_threads):
-        run_minibatches(net, p, g, &data, &upd)
+    # phase 2 without an optimizer never writes params
+    run_team(net, <void*>&params[0], &grads[0], &data, &upd, real is float, num_threads, None,
+             None)
     if data.interrupted:
         raise_pending()
 

@@ -16,9 +16,11 @@ except PackageNotFoundError:  # pragma: no cover - running from an unbuilt tree
     __version__ = "0+unknown"
 
 from ._threads import build_info, get_num_threads, set_num_threads
+from .exceptions import ConvergenceWarning
 from .network import DivergenceError, History, Network
 from .gradcheck import check_gradients, GradientCheck
 from . import optim
 
-__all__ = ["Network", "History", "DivergenceError", "build_info", "get_num_threads",
-           "set_num_threads", "__version__", "check_gradients", "GradientCheck", "optim"]
+__all__ = ["Network", "History", "DivergenceError", "ConvergenceWarning", "build_info",
+           "get_num_threads", "set_num_threads", "__version__", "check_gradients", "GradientCheck",
+           "optim"]

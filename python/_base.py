@@ -17,14 +17,23 @@ every ``_train_epoch`` of the call.
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
+import inspect
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _diagnostics
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
-from ._validation import (_as_array, as_inputs, as_labels, as_targets, check_bool,
-                          check_fit_args, epoch_order)
+from ._checks import check_bool, check_fit_args
+from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
+                    epoch_order)
+from ._interop import InteropMixin
+from ._notebook import HistoryMixin
+from ._progress import EpochReport
 from ._weights import as_sample_weight, fit_weights, step_factors
 from .optim import for_fit
 
@@ -38,7 +47,7 @@ class ResultOverflowError(ValueError):
 
 
 @dataclass
-class History:
+class History(HistoryMixin):
     """Per-epoch record of a ``fit``: one entry per epoch in each list.
 
     ``train_cost`` is the mean cost of the training examples as they were met
@@ -46,23 +55,55 @@ class History:
     running figure other libraries report; it excludes the L2 term.
     ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
     without ``validation_data``.  ``seconds`` is the time spent training, the
-    validation pass excluded.
+    validation pass excluded.  ``grad_norms`` (with ``fit(record_grad_norms=True)``)
+    holds, per epoch, one number per layer l = 1..L: the mean over the epoch's
+    mini-batches of ||dC/db^l||, the speed at which layer l learns.
     """
 
     train_cost: list[float] = field(default_factory=list)
     val_cost: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    grad_norms: list[list[float]] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
         return len(self.train_cost)
 
 
-class BaseNetwork:
+def _public(method):
+    """``method`` run under the network's ``_exclusive()``, its arguments checked first.
+
+    A wrong argument is reported as Python would, but naming the class the user
+    holds (``Network.fit() got an unexpected keyword argument 'verbos'; did you
+    mean 'verbose'?``), not the base class that defines the method.  The
+    signature (``inspect.signature``, ``help``, the API docs) is the method's own.
+    """
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            message = f"{type(self).__name__}.{method.__name__}() {exc}"
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            close = unknown and difflib.get_close_matches(unknown[0], signature.parameters, 1)
+            raise TypeError(message + (f"; did you mean {close[0]!r}?" if close else "")) from None
+        with self._exclusive():
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+class BaseNetwork(InteropMixin):
     """Constructor, argument checks and the training loop; the math is in subclasses."""
 
     _arch: Architecture
+    #: Whether ``_train_epoch`` makes the parameters non-finite whenever an input is
+    #: (it multiplies every delta by every input), so that ``fit`` need not check X
+    #: before training (see bpcore._data).
+    _training_proves_inputs_finite = False
 
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None):
@@ -192,9 +233,11 @@ class BaseNetwork:
             raise self._overflow("the gradient", "X and Y")
         return nabla_b, nabla_w
 
+    @_public
     def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
             sample_weight=None, class_weight=None, shuffle=True, seed=None,
-            validation_data=None, verbose=False, callback=None) -> History:
+            validation_data=None, verbose=False, progress=False, callback=None,
+            record_grad_norms=False) -> History:
         """Train by mini-batch gradient descent; return the per-epoch history.
 
         Each epoch visits the examples in a new random order (``shuffle``) in
@@ -231,13 +274,25 @@ class BaseNetwork:
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
-        returning ``True`` stops training there (early stopping).
+        returning ``True`` stops training there (early stopping).  ``verbose``
+        prints a line per epoch (the format of ``bpcore train``), ``progress``
+        shows a tqdm progress bar (a widget in a notebook).
+        ``record_grad_norms=True`` fills ``history.grad_norms``: per epoch, for each
+        layer l, the mean over the mini-batches of ||dC/db^l||, computed inside
+        the compiled epoch from the bias gradients it has at hand.
+
+        A fit that learns nothing warns with :class:`bpcore.ConvergenceWarning`
+        (see ``bpcore._diagnostics``): inputs on a scale far from the one the
+        initialisation expects, and a training cost that after the first epochs is
+        no lower than what predicting the same output for every input achieves.
         """
         epochs, batch_size, lr_, l2, momentum = check_fit_args(
             epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
         lr = None if lr is None else lr_
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
-        X, Y = self._inputs_and_targets(X, Y)
+        progress = check_bool("progress", progress)
+        record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
+        X, Y = self._inputs_and_targets(X, Y, defer_finite_check=True)
         n = X.shape[0]
         optimizer = for_fit(lr, optimizer, momentum, l2, n)
         weights = fit_weights(sample_weight, class_weight, Y)
@@ -245,6 +300,10 @@ class BaseNetwork:
         validation = self._validation_set(validation_data)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        # X's finiteness, the last check: the first epoch proves it (bpcore._data)
+        proven_by_training = self._training_proves_inputs_finite
+        if not proven_by_training:
+            check_finite("X", X)
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
         history = History()
@@ -255,17 +314,26 @@ class BaseNetwork:
         state = self._state_arrays() + optimizer._arrays()
         before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
+        bias_norms = np.zeros(self.n_layers) if record_grad_norms else None
+        watch = _diagnostics.ProgressCheck(self, X, Y, epochs, batch_size, optimizer.lr,
+                                           momentum)
+        report = EpochReport(epochs, n, verbose, progress)
         for epoch in range(1, epochs + 1):
+            if epoch == 1:
+                rng_state = rng.bit_generator.state
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, state):
                 np.copyto(saved, array)
             steps_before = optimizer._t
+            if bias_norms is not None:
+                bias_norms[...] = 0
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
                     costs = self._train_epoch(X, Y, order, batch_size, optimizer, factors,
-                                              workspace)
+                                              workspace, bias_norms=bias_norms)
             except KeyboardInterrupt as exc:
+                report.close()
                 self._restore(state, before)
                 optimizer._t = steps_before
                 exc.history = history
@@ -279,9 +347,13 @@ class BaseNetwork:
                     val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
+                report.close()
                 self._restore(state, before)
                 optimizer._t = steps_before
-                if epoch == 1:  # the data may overflow the network fit was given
+                if epoch == 1:  # X may be non-finite, or overflow the network
+                    if proven_by_training and not all_finite(X):
+                        rng.bit_generator.state = rng_state  # as if refused up front
+                        check_finite("X", X)
                     self._refuse_overflowing_data(X, Y, validation)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch}: the parameters or the cost became "
@@ -291,13 +363,18 @@ class BaseNetwork:
             history.train_cost.append(float(
                 np.mean(costs) if weights is None
                 else np.sum(weights[order] * costs) / np.sum(weights)))
+            if bias_norms is not None:  # sums over the epoch's -(-n // batch_size) mini-batches
+                history.grad_norms.append((bias_norms / -(-n // batch_size)).tolist())
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
-            if verbose:
-                print(self._epoch_line(history, epoch, epochs, n), flush=True)
+            report(epoch, history)
+            watch.after_epoch(epoch, history)
             if callback is not None and callback(epoch, history) is True:
                 break
+        report.close()
+        if proven_by_training and not history.epochs:  # no epoch ran to prove X finite
+            check_finite("X", X)
         return history
 
     def _refuse_overflowing_data(self, X, Y, validation) -> None:
@@ -313,18 +390,9 @@ class BaseNetwork:
         for array, value in zip(arrays, saved):
             array[...] = value
 
-    @staticmethod
-    def _epoch_line(history: History, epoch: int, epochs: int, n: int) -> str:
-        line = f"epoch {epoch}/{epochs}: train cost {history.train_cost[-1]:.4f}"
-        if history.val_cost:
-            line += (f", validation cost {history.val_cost[-1]:.4f}, "
-                     f"accuracy {history.val_accuracy[-1]:.4f}")
-        seconds = history.seconds[-1]
-        return line + f" ({seconds:.2f} s, {n / max(seconds, 1e-9):,.0f} examples/s)"
-
     # -- argument handling ---------------------------------------------------------
-    def _inputs_and_targets(self, X, Y, names=("X", "Y")):
-        X, single = as_inputs(X, self._arch, names[0])
+    def _inputs_and_targets(self, X, Y, names=("X", "Y"), defer_finite_check=False):
+        X, single = as_inputs(X, self._arch, names[0], defer_finite_check=defer_finite_check)
         if single:  # Y of one example: its targets (floats), or its label
             Y = _as_array(names[1], Y)
             if Y.ndim < 2:
@@ -347,6 +415,10 @@ class BaseNetwork:
         return X, Y, labels
 
     # -- to be supplied by subclasses ------------------------------------------------
+    def _exclusive(self):
+        """Context held around a public call (``Network``: refuses a second thread)."""
+        return contextlib.nullcontext()
+
     def _allocate(self, biases: list, weights: list) -> None:
         raise NotImplementedError
 
@@ -366,7 +438,10 @@ class BaseNetwork:
     def _gradient(self, X, Y, w=None):
         raise NotImplementedError
 
-    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,
+                     bias_norms=None):
+        """One epoch; with ``bias_norms`` (L floats) add ||dC/db^l|| of each mini-batch to
+        ``bias_norms[l - 1]``."""
         raise NotImplementedError
 
     def _fit_workspace(self, batch_size: int):

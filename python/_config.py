@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ._checks import check_int, check_name
 from ._dispatch import kernels as _kernels
-from ._validation import check_int, check_name
 
 
 def _names(codes) -> tuple[str, ...]:

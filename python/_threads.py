@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _dispatch
 from ._dispatch import kernels as _kernels
-from ._validation import MAX_THREADS, check_num_threads  # noqa: F401 (re-exported)
+from ._checks import MAX_THREADS, check_num_threads  # noqa: F401 (re-exported)
 
 _num_threads: int | None = None
 

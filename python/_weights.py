@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import _as_array
+from ._data import _as_array
 
 
 def as_sample_weight(sample_weight, n: int, name: str = "sample_weight") -> np.ndarray | None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Config", "CONFIGS", "REFERENCE_CONFIGS", "flop_per_sample", "get_configs"]
+__all__ = ["Config", "CONFIGS", "REFERENCE_CONFIGS", "flop_per_sample", "get_configs",
+           "true_flop_per_sample"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Config:
     batch_size: int
     dtype: str
     lr: float
-    n_samples: int = 10_000
+    n_samples: int = 20_000
 
     def data(self, n_samples: int | None = None, seed: int = 0):
         """``(X, Y)``: X uniform in [0, 1], Y one-hot, both of the config's dtype.
@@ -53,7 +54,7 @@ CONFIGS = (
            "float32", 0.1),
     # Large layers: how close each gets to the machine's matrix-multiply peak.
     Config("L-f32", (784, 1024, 1024, 10), ("relu", "relu", "softmax"), "log_likelihood", 256,
-           "float32", 0.01, n_samples=4_096),
+           "float32", 0.01, n_samples=8_192),
     Config("XL-f32", (1024, 4096, 4096, 1024), ("relu", "relu", "softmax"), "log_likelihood",
            512, "float32", 0.01, n_samples=2_048),
 )
@@ -65,6 +66,12 @@ REFERENCE_CONFIGS = ("N1-f64", "N1-f32", "N2-f32", "M-f32")
 def flop_per_sample(config: Config) -> int:
     """6 * sum(n_in * n_out): forward, delta and gradient products, 2 FLOP per multiply-add."""
     return 6 * sum(a * b for a, b in zip(config.sizes[:-1], config.sizes[1:]))
+
+
+def true_flop_per_sample(config: Config) -> int:
+    """The FLOP backpropagation actually does per sample: ``flop_per_sample`` without
+    delta of the input layer (2 * n_0 * n_1), which no step needs."""
+    return flop_per_sample(config) - 2 * config.sizes[0] * config.sizes[1]
 
 
 def get_configs(names=None):

@@ -1,4 +1,4 @@
-"""The ``bpcore`` command: train, evaluate, predict, info, gradcheck, bench.
+"""The ``bpcore`` command: train, evaluate, predict, export, explain, info, gradcheck, bench.
 
 Run as ``bpcore ...`` or ``python -m bpcore ...``; :func:`main` is the entry
 point.  matplotlib is imported only when a plot is asked for (``--plot``).
@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from . import bench as bench_configs
-from . import DivergenceError, History, Network, __version__, build_info
+from . import ConvergenceWarning, DivergenceError, History, Network, __version__, build_info
+from ._progress import epoch_line, epoch_postfix
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
-from ._validation import check_fit_args
+from ._checks import check_fit_args
 from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
 
 _DATA_HELP = ("the data: 'subset' (the first MNIST images, shipped with bpcore), 'mnist' or "
@@ -40,7 +41,13 @@ epoch runs as one call into the compiled core) and shows the training cost,
 the validation accuracy and samples/s of the last epoch; otherwise one line is
 printed per epoch.  Without --validation-split the per-epoch figures are those
 of the test set.  Ctrl-C stops training, still writes --save and --plot with
-the network as it is (after its last completed epoch), and exits with status 130."""
+the network as it is (after its last completed epoch; nothing if none has
+completed), and exits with status 130.
+
+A run that learns nothing (inputs far off scale, a training cost no lower than
+predicting the same digit for every image, dead or saturated units) prints a
+"bpcore: warning:" line naming the likely cause; --strict makes it exit with
+status 1 after reporting the test accuracy."""
 
 
 class _UsageError(Exception):
@@ -83,6 +90,7 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="bpcore", description="Train fully-connected networks on MNIST with "
                                                 "bpcore, use them, and check the build.",
                      epilog="'bpcore COMMAND --help' shows a command's options and examples.")
+    parser.add_argument("--version", action="version", version=f"bpcore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, run, parents, help, description, epilog):
@@ -125,10 +133,14 @@ def _build_parser() -> _Parser:
                             "--validation-split)")
     train.add_argument("--save", metavar="PATH", help="write the trained network to PATH (.npz)")
     train.add_argument("--plot", metavar="PATH",
-                       help="draw the cost and accuracy per epoch to PATH (.png; needs "
-                            "matplotlib: pip install \"bpcore[plot]\")")
+                       help="draw the cost and accuracy per epoch, and the speed of learning "
+                            "of each layer (mean ||dC/db^l||), to PATH (.png; needs "
+                            "matplotlib: pip install matplotlib)")
     train.add_argument("--quiet", action="store_true",
                        help="print only the final test accuracy")
+    train.add_argument("--strict", action="store_true",
+                       help="exit with status 1 if training learnt nothing (after the "
+                            "'bpcore: warning:' line that says why)")
 
     evaluate = command(
         "evaluate", _evaluate, [data, threads],
@@ -154,6 +166,32 @@ def _build_parser() -> _Parser:
     predict.add_argument("--proba", action="store_true",
                          help="write the output activations a^L (one row per example) instead "
                               "of class labels")
+
+    export = command(
+        "export", _export, [], "write a saved model as ONNX or as a network2.py file",
+        "Convert a model written by 'bpcore train --save' (.npz): to ONNX (.onnx; needs\n"
+        "pip install \"bpcore[onnx]\"), whose graph computes a^L for a batch of examples\n"
+        "(input 'input', output 'output'), or to the JSON of Nielsen's network2.py\n"
+        "(.json; sigmoid networks with the quadratic or cross-entropy cost only).",
+        "examples:\n  bpcore export net.npz net.onnx\n  bpcore export net.npz net.json"
+        "              # network2.load('net.json')")
+    export.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    export.add_argument("output", metavar="OUTPUT", help="file to write: .onnx or .json")
+
+    explain = command(
+        "explain", _explain, [data],
+        "the chain rule of one weight's gradient for one test example",
+        "Show how dC_x/dw^l_jk of a saved model, for one example x of the test set, is\n"
+        "the product of its chain-rule factors: a^(l-1)_k * sigma'(z^l_j) * dC_x/da^l_j,\n"
+        "where dC_x/da^l_j = sum_i w^(l+1)_ij delta^(l+1)_i below the output layer.",
+        "example:\n  bpcore explain net.npz --example 0 --layer 1 --weight 3 400")
+    explain.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    explain.add_argument("--example", type=int, default=0, metavar="N",
+                         help="index of the example in the test set (default: %(default)s)")
+    explain.add_argument("--layer", type=int, required=True, metavar="L",
+                         help="layer l of the weight, 1 (first hidden) to L (output)")
+    explain.add_argument("--weight", type=int, nargs=2, required=True, metavar=("J", "K"),
+                         help="w^l_jk: neuron j of layer l, neuron k of layer l-1 (from 0)")
 
     info = command(
         "info", _info, [], "show how bpcore was built and how it runs here",
@@ -213,19 +251,28 @@ def _load_data(source: str):
 
 
 def _check_output_path(option: str, path: str | None) -> None:
-    """Fail before any work if the directory of an output file does not exist."""
-    if path is not None and not Path(path).resolve().parent.is_dir():
-        raise FileNotFoundError(f"{option} {path}: directory {Path(path).resolve().parent} "
-                                "does not exist")
+    """Fail before any work if an output file could not be written where it is to go."""
+    if path is None:
+        return
+    directory = Path(path).resolve().parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{option} {path}: directory {directory} does not exist")
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a directory, not a file name")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"{option} {path}: directory {directory} is not writable")
 
 
-def _plot_module():
-    """bpcore.plot, imported now: a missing matplotlib is reported before any work."""
+def _plot_module(path: str):
+    """bpcore.plot, imported now: a missing matplotlib or a format it cannot write
+    (``--plot PATH``'s suffix) is reported before any work."""
     try:
         from . import plot
     except ImportError as exc:
-        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): "
-                          "pip install \"bpcore[plot]\"") from None
+        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): pip install "
+                          "matplotlib (or pip install \".[plot]\" in bpcore's source tree)"
+                          ) from None
+    plot.check_path(path, "--plot")
     return plot
 
 
@@ -259,6 +306,7 @@ class _Progress:
         self.history = History()  # until fit hands over its own, live one
         self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
         self.stopped = False
+        self.no_progress = False  # a ConvergenceWarning was shown
         self.bar = None
         self.lines = not quiet
         if not quiet and sys.stdout.isatty():
@@ -268,24 +316,29 @@ class _Progress:
 
     def __call__(self, epoch: int, history: History) -> bool:
         self.history = history
-        seconds = history.seconds[-1]
-        speed = self.n_train / max(seconds, 1e-9)
-        cost, val_cost, accuracy = (history.train_cost[-1], history.val_cost[-1],
-                                    history.val_accuracy[-1])
+        accuracy = history.val_accuracy[-1]
         if self.bar is not None:
-            self.bar.set_postfix_str(f"train cost {cost:.4f}, {self.label} accuracy "
-                                     f"{accuracy:.4f}, {speed:,.0f} samples/s", refresh=False)
+            self.bar.set_postfix_str(epoch_postfix(history, self.n_train, self.label),
+                                     refresh=False)
             self.bar.update(1)
         elif self.lines:
-            print(f"epoch {epoch}/{self.epochs}  train cost {cost:.4f}  {self.label} cost "
-                  f"{val_cost:.4f}  {self.label} accuracy {accuracy:.4f}  {seconds:.2f} s  "
-                  f"({speed:,.0f} samples/s)", flush=True)
+            print(epoch_line(history, epoch, self.epochs, self.n_train, self.label), flush=True)
         if self.patience is None:
             return False
         if accuracy > self.best[0]:
             self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
         self.stopped = epoch - self.best[1] >= self.patience
         return self.stopped
+
+    def warn(self, message, category, filename, lineno, file=None, line=None) -> None:
+        """``warnings.showwarning`` during training: one line on stderr, below the bar."""
+        text = f"bpcore: warning: {_one_line(str(message))}"
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+        if issubclass(category, ConvergenceWarning):
+            self.no_progress = True
 
     @property
     def epochs_done(self) -> int:
@@ -340,7 +393,7 @@ def _train(args: argparse.Namespace) -> int:
     net = Network(args.sizes, activations=names[0] if len(names) == 1 else names,
                   cost=args.cost, dtype=args.dtype, init=args.init, seed=args.seed,
                   num_threads=args.threads)
-    plot = _plot_module() if args.plot else None
+    plot = _plot_module(args.plot) if args.plot else None
 
     (X, y), (X_test, y_test), source = _load_data(args.data)
     if args.validation_split is None:
@@ -359,12 +412,19 @@ def _train(args: argparse.Namespace) -> int:
     progress = _Progress(net, args.epochs, len(X), label, args.quiet, args.early_stopping)
     interrupted = False
     try:
-        net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
-                momentum=args.momentum, validation_data=(X_val, y_val), callback=progress)
+        with warnings.catch_warnings():
+            warnings.showwarning = progress.warn
+            net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
+                    momentum=args.momentum, validation_data=(X_val, y_val), callback=progress,
+                    record_grad_norms=plot is not None)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         progress.close()
+    if interrupted and progress.epochs_done == 0:
+        print("bpcore: interrupted before the first epoch completed; nothing saved",
+              file=sys.stderr, flush=True)
+        return 130
 
     stopped = progress.stopped
     if stopped:
@@ -389,6 +449,10 @@ def _train(args: argparse.Namespace) -> int:
     if not args.quiet:
         for line in saved:
             print(line)
+    if args.strict and progress.no_progress:
+        print("bpcore: error: --strict: training made no progress (see the warning above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -420,16 +484,19 @@ def _read_examples(path: str, n_inputs: int) -> np.ndarray:
     try:
         if suffix == ".npy":
             with open(path, "rb") as file:  # np.load would leak its own on a broken zip
+                # np.load takes anything else for a pickle, and advises allow_pickle=True
+                if file.read(6) not in (b"", b"\x93NUMPY"):  # empty: np.load says so
+                    raise ValueError("it does not start with the .npy header")
+                file.seek(0)
                 X = np.load(file, allow_pickle=False)
-                if isinstance(X, np.lib.npyio.NpzFile):  # np.load reads any zip as .npz
-                    X.close()
-                    raise ValueError("it is an .npz archive, not one array")
         else:
             with warnings.catch_warnings():  # an empty file is reported below
                 warnings.simplefilter("ignore", UserWarning)
                 X = np.loadtxt(path, delimiter=",", ndmin=2)
-    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a {suffix} file of numbers ({exc})") from None
+    except (ValueError, EOFError) as exc:
+        why = ("it holds Python objects (an object array)" if "pickle" in str(exc).lower()
+               else exc)
+        raise ValueError(f"{path}: not a {suffix} file of numbers ({why})") from None
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{path}: expected numbers, got an array of dtype {X.dtype}")
     if X.ndim == 1 and X.size == n_inputs:
@@ -456,6 +523,47 @@ def _predict(args: argparse.Namespace) -> int:
         np.savetxt(args.out, result, fmt=fmt, delimiter=",")
     what = "output activations" if args.proba else "predicted labels"
     print(f"wrote the {what} of {len(result):,} example(s) to {args.out}")
+    return 0
+
+
+# -- export, explain -----------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in (".onnx", ".json"):
+        raise ValueError(f"OUTPUT must end in .onnx (ONNX) or .json (network2.py), got "
+                         f"{args.output!r}")
+    _check_output_path("OUTPUT", args.output)
+    net = Network.load(args.model)
+    if suffix == ".onnx":
+        net.to_onnx(args.output)
+        print(f"wrote {args.model} ({_describe(net)}) to {args.output} as ONNX: input 'input' "
+              f"(batch, {net.sizes[0]}), output 'output' (batch, {net.sizes[-1]})")
+    else:
+        net.save_network2(args.output)
+        print(f"wrote {args.model} ({_describe(net)}) to {args.output} as a network2.py file")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    net = Network.load(args.model)
+    _check_mnist_shape(net, f"model {args.model}")
+    _, (X, y), source = _load_data(args.data)
+    if not 0 <= args.example < len(X):
+        raise ValueError(f"--example must be in [0, {len(X) - 1}] (the test set of {source}), "
+                         f"got {args.example}")
+    j, k = args.weight
+    sizes = ",".join(map(str, net.sizes))
+    if not 1 <= args.layer <= net.n_layers:
+        raise ValueError(f"--layer must be in [1, {net.n_layers}] for sizes {sizes}, got "
+                         f"{args.layer}")
+    for name, value, top in (("J", j, net.sizes[args.layer]), ("K", k, net.sizes[args.layer - 1])):
+        if not 0 <= value < top:
+            raise ValueError(f"--weight {name} must be in [0, {top - 1}] for layer {args.layer} "
+                             f"of sizes {sizes}, got {value}")
+    explanation = net.explain(X[args.example], int(y[args.example]), args.layer, j, k)
+    print(f"{args.model} ({_describe(net)}), test example {args.example} of {source} "
+          f"(label {y[args.example]})")
+    print(explanation)
     return 0
 
 
@@ -523,7 +631,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     _check_output_path("--plot", args.plot)
-    plot = _plot_module() if args.plot else None
+    plot = _plot_module(args.plot) if args.plot else None
 
     print(f"bpcore {info['version']}: OpenMP {'on' if info['openmp'] else 'off'}, compile args "
           f"{info['compile_args']}; {args.samples:,} synthetic examples per epoch, median of "
@@ -535,8 +643,10 @@ def _bench(args: argparse.Namespace) -> int:
         for t in threads:
             net = Network(config.sizes, config.activations, config.cost, config.dtype, seed=0,
                           num_threads=t)
-            seconds = net.fit(X, Y, 1 + _TIMED_EPOCHS, config.batch_size, config.lr,
-                              shuffle=False).seconds[1:]
+            with warnings.catch_warnings():  # timing, not learning: 4 epochs teach little
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                seconds = net.fit(X, Y, 1 + _TIMED_EPOCHS, config.batch_size, config.lr,
+                                  shuffle=False).seconds[1:]
             speed = args.samples / statistics.median(seconds)
             rows.append({"config": config.name, "implementation": "bpcore",
                          "threads": net.num_threads, "samples_per_s": speed})
@@ -563,7 +673,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors (running out of memory too) print one line ``bpcore: error: <message>``
     to stderr and give 2; a training run that diverges, or a gradient check that
-    fails, gives 1; one interrupted by Ctrl-C 130.  With ``--debug`` errors
+    fails, gives 1, as does ``train --strict`` that made no progress; one
+    interrupted by Ctrl-C 130.  With ``--debug`` errors
     propagate, with their traceback.
     """
     parser = _build_parser()

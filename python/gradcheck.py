@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._base import BaseNetwork, ResultOverflowError
-from ._validation import check_int, check_real
+from ._checks import check_int, check_real
 
 #: Largest relative error accepted, by dtype.  Above the floor, a correct
 #: gradient's error is truncation, ~h^2 |C'''| / (6 |g|), plus rounding,

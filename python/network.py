@@ -9,7 +9,6 @@ without the GIL: one call per epoch in ``fit``, never one per mini-batch.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -21,7 +20,8 @@ from ._dispatch import kernels as _kernels
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
-from ._validation import as_path
+from ._checks import as_path
+from .datasets import _create_beside
 
 #: Whether the kernels were built with OpenMP (fixed for the process).
 _OPENMP = _kernels.compiled_info()["openmp"]
@@ -101,10 +101,15 @@ class Network(BaseNetwork):
     [0.0, 1.0, 1.0, 0.0]
     """
 
+    # The kernels multiply every delta by every input, zeros included: a non-finite
+    # input leaves W^1 non-finite after the first epoch (bpcore._data).
+    _training_proves_inputs_finite = True
+
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None, num_threads=None):
         self._num_threads = check_num_threads(num_threads)
         self._busy = threading.RLock()
+        self._team_memory = None
         super().__init__(sizes, activations, cost, dtype, init, seed)
 
     def _allocate(self, biases, weights):
@@ -216,12 +221,6 @@ class Network(BaseNetwork):
         finally:
             self._busy.release()
 
-    def fit(self, X, Y, epochs, batch_size, lr=None, **options) -> History:
-        with self._exclusive():
-            return super().fit(X, Y, epochs, batch_size, lr, **options)
-
-    fit.__doc__ = BaseNetwork.fit.__doc__
-
     def _threads_for(self, rows: int) -> int:
         """Threads for a pass over mini-batches of ``rows`` examples: the network's
         count, or one when a step is under ``_MIN_PARALLEL_FLOP``."""
@@ -283,8 +282,16 @@ class Network(BaseNetwork):
         grads /= total
         return self._views(grads, "b"), self._views(grads, "w")
 
-    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
-        rows = min(batch_size, X.shape[0])
+    def _team_memory_for(self, threads: int) -> np.ndarray:
+        """What the kernels keep of each thread between epochs: its speed estimates and
+        whether it is excluded for holding the others up (bpcore/_sched.h)."""
+        if self._team_memory is None or self._team_memory.shape[0] != threads:
+            self._team_memory = np.zeros((threads, 3))
+        return self._team_memory
+
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,
+                     bias_norms=None):
+        threads = self._threads_for(min(batch_size, X.shape[0]))
         costs = np.empty(X.shape[0])
         state = self._bind_optimizer(optimizer)
         hyper = optimizer._hyper(_kernels)
@@ -292,8 +299,9 @@ class Network(BaseNetwork):
             try:
                 _kernels.train_epoch(self._layout, self._params, self._grads,
                                      state if state.shape[0] else None, hyper, X, Y, order,
-                                     factors, batch_size, *workspace, costs,
-                                     self._threads_for(rows))
+                                     factors, batch_size, *workspace, costs, threads,
+                                     bias_norms=bias_norms,
+                                     team_memory=self._team_memory_for(threads))
             finally:
                 optimizer._t = hyper.t
         return costs
@@ -314,6 +322,9 @@ class Network(BaseNetwork):
         Holds ``format_version``, ``sizes``, ``activations``, ``cost``, ``dtype``
         and ``w1..wL``, ``b1..bL``.  The file is written next to ``path`` and
         renamed over it, so an interrupted save never leaves a half-written model.
+        It gets the permissions ``open(path, "w")`` would give it (those of the
+        file it replaces, else 0666 less the umask).  Raises
+        ``FileNotFoundError`` if the directory of ``path`` does not exist.
         """
         path = as_path("path", path)
         arrays = {
@@ -327,7 +338,10 @@ class Network(BaseNetwork):
             arrays[f"w{l}"] = w
             arrays[f"b{l}"] = b
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".bpcore-", suffix=".tmp", dir=directory)
+        if not os.path.isdir(directory):  # else the error would name the temporary file
+            raise FileNotFoundError(f"cannot save to {path!r}: directory {directory!r} does "
+                                    "not exist")
+        fd, tmp = _create_beside(path, ".bpcore-", ".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
@@ -349,11 +363,16 @@ class Network(BaseNetwork):
         try:
             # opened here, not by np.load, which leaks its file when the zip is unreadable
             with open(path, "rb") as file:
-                archive = np.load(file, allow_pickle=False)
-                if not isinstance(archive, np.lib.npyio.NpzFile):
+                # np.load takes what is neither a zip nor a .npy for a pickle, and its
+                # refusal suggests allow_pickle=True: advice never to give about a model file
+                magic = file.read(len(_NPY_MAGIC))
+                file.seek(0)
+                if magic == _NPY_MAGIC:
                     raise ValueError("it holds a single .npy array, not an .npz archive")
-                with archive:
-                    contents = {name: archive[name] for name in archive.files}
+                if not magic.startswith(_ZIP_MAGIC):
+                    raise ValueError("it is not an .npz archive (a zip file)")
+                with np.load(file, allow_pickle=False) as archive:
+                    contents = {name: _member(archive, name) for name in archive.files}
             for name, value in contents.items():
                 if not isinstance(value, np.ndarray):
                     raise ValueError(f"member {name!r} is not a .npy array")
@@ -417,6 +436,21 @@ class Network(BaseNetwork):
         net.weights = [contents[f"w{l}"] for l in range(1, L + 1)]
         net.biases = [contents[f"b{l}"] for l in range(1, L + 1)]
         return net
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a member first, or an empty archive
+
+
+def _member(archive, name: str):
+    """``archive[name]``; a member np.load refuses to read without pickle is reported as such."""
+    try:
+        return archive[name]
+    except ValueError as exc:
+        if "pickle" not in str(exc).lower():
+            raise
+        raise ValueError(f"member {name!r} holds Python objects (an object array), which a "
+                         "model file never does") from None
 
 
 def _unpickle(cls, sizes, activations, cost, dtype, init, num_threads, state):

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_bool, check_real
 from ._dispatch import kernels as _kernels
-from ._validation import check_bool, check_real
 
 #: Kernel rule codes by the names used in state dicts and the reference.
 RULES = {"sgd": int(_kernels.Rule.SGD), "sgd_velocity": int(_kernels.Rule.SGD_VELOCITY),

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._base import BaseNetwork, DivergenceError, History
 from ._config import LEAKY_SLOPE
-from ._validation import check_num_threads
+from ._checks import check_num_threads
 
 
 def _sigmoid(z):
@@ -217,7 +217,8 @@ class Network(BaseNetwork):
         total = X.shape[0] if w is None else np.sum(w)
         return [nb / total for nb in nabla_b], [nw / total for nw in nabla_w]
 
-    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace):
+    def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,
+                     bias_norms=None):
         state = self._bind_optimizer(optimizer)
         rule = UPDATE_RULES[optimizer._rule]
         hp = dict(optimizer._hyper_values(), lr=optimizer.lr)
@@ -230,6 +231,8 @@ class Network(BaseNetwork):
             m = len(batch)
             nabla_b, nabla_w = self._gradient_sum(
                 X[batch], Y[batch], None if factors is None else factors[batch])
+            if bias_norms is not None:  # the speed of learning of each layer
+                bias_norms += [np.linalg.norm(nb.astype(np.float64) / m) for nb in nabla_b]
             optimizer._t += 1
             for l in range(self.n_layers):
                 (vw, vb) = state[l]

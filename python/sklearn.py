@@ -9,7 +9,8 @@ Training is :meth:`bpcore.Network.fit`: mini-batch SGD with momentum and L2
 weight decay, one call for all epochs, with a per-epoch callback that records
 the loss curve and does early stopping.  ``partial_fit`` runs one epoch per
 call; as every :meth:`~bpcore.Network.fit` call, it starts with zero momentum
-velocities.
+velocities.  A fit that learns nothing warns with :class:`bpcore.ConvergenceWarning`
+(from :meth:`bpcore.Network.fit`, passed on unchanged).
 """
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ import math
 import numbers
 
 import numpy as np
+
+try:
+    import sklearn  # noqa: F401 - the check that names the extra
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError('bpcore.sklearn needs scikit-learn, the extra "sklearn": pip install '
+                      'scikit-learn (or pip install ".[sklearn]" in bpcore\'s source tree)'
+                      ) from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
@@ -30,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
                       "sklearn.utils.validation.validate_data)") from exc
 
 from ._config import ACTIVATIONS, INITS, resolve_dtype
-from ._validation import check_int, check_name, check_num_threads, check_real
+from ._checks import check_int, check_name, check_num_threads, check_real
 from .network import Network
 
 #: Activations a hidden layer may use (softmax is for output layers only).

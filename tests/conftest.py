@@ -85,3 +85,17 @@ def params_of(net) -> list[np.ndarray]:
     """Copies of all parameters of a core or reference network: W^1..W^L, b^1..b^L."""
     return [np.array(w, copy=True) for w in net.weights] + [np.array(b, copy=True)
                                                              for b in net.biases]
+
+
+def require(module: str):
+    """``import module`` for a test that needs an optional package of the ``test`` extra.
+
+    Outside CI a missing package skips the test; under CI (``CI`` set), where the
+    extra installs it, the ImportError fails the test instead of skipping it green.
+    """
+    import importlib
+    import os
+
+    if os.environ.get("CI", "").lower() in ("", "0", "false", "no"):
+        return pytest.importorskip(module)
+    return importlib.import_module(module)

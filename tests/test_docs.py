@@ -31,7 +31,8 @@ MARKDOWN = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
 MUST_HAVE_CODE = [ROOT / "README.md", ROOT / "docs" / "tutorial.md"]
 
 #: Optional top-level modules a documented example may need, by the extra providing them.
-OPTIONAL = {"matplotlib": "plot", "sklearn": "sklearn", "torch": "bench"}
+OPTIONAL = {"matplotlib": "plot", "sklearn": "sklearn", "torch": "bench", "onnx": "onnx",
+            "onnxruntime": "test"}
 #: bpcore modules that need an optional module.
 NEEDS = {"bpcore.plot": "matplotlib", "bpcore.sklearn": "sklearn"}
 

@@ -1,13 +1,15 @@
 /* The FMA limit of this machine's cores: independent multiply-adds on registers only.
  *
- *     gcc -O2 -march=x86-64-v4 -fopenmp tools/fma_peak.c -o fma_peak && ./fma_peak
+ *     gcc -O2 -march=native -fopenmp tools/fma_peak.c -o fma_peak && ./fma_peak [threads...]
  *
- * (-march=x86-64-v3 on a CPU without AVX-512: the AVX-512 line then must not run.)
- * Prints GFLOP/s for 512-bit and 256-bit float32 vectors on 1 and 2 threads: the roof
+ * (-march=native compiles the widths this CPU has: the 512-bit line only with AVX-512.)
+ * Prints GFLOP/s for 512-bit and 256-bit float32 vectors on each thread count given
+ * (default 1 and 2; benchmarks/compare.py passes its own): the roof
  * that docs/performance.md compares bpcore's products with, besides NumPy's sgemm.
  * 24 accumulators cover the latency of two FMA pipes; each multiply-add is 2 FLOP.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <omp.h>
 
 #define N 24
@@ -25,14 +27,21 @@
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v8 __attribute__((vector_size(32)));
 
-int main(void) {
+int main(int argc, char** argv) {
     const long iters = 20000000;
     volatile float sink = 0;
+    int default_threads[] = {1, 2}, counts[64], n_counts = 0;
+    for (int i = 1; i < argc && n_counts < 64; i++) counts[n_counts++] = atoi(argv[i]);
+    if (n_counts == 0) {
+        counts[0] = default_threads[0], counts[1] = default_threads[1];
+        n_counts = 2;
+    }
     for (int wide = 1; wide >= 0; wide--) {
 #ifndef __AVX512F__
         if (wide) continue;
 #endif
-        for (int nt = 1; nt <= 2; nt++) {
+        for (int c = 0; c < n_counts; c++) {
+            int nt = counts[c] > 0 ? counts[c] : 1;
             double best = 1e30;
             for (int rep = 0; rep < 3; rep++) {
                 double t = omp_get_wtime();

@@ -1,0 +1,303 @@
+"""Wall time from the start of training to >= 98% MNIST test accuracy: what users feel.
+
+784-256-128-10, relu, relu, softmax with the cross-entropy (log-likelihood) cost,
+float32, on the 60,000 MNIST training images; the 10,000 test images are scored
+after every epoch and training stops at the first epoch that reaches the target.
+Every implementation trains alike: SGD with classic momentum (learning rate
+0.05, momentum 0.9, no weight decay), mini-batches of 64 in a fresh random order
+each epoch, from the same He-initialised parameters (bpcore's ``init="he"`` for
+the seed, copied into the others).  Each runs in its own process (``peers.py``:
+thread counts through the environment and each library's call, OpenBLAS's
+forced-kernel variables removed, JAX pinned to its cores):
+
+* ``bpcore``: one ``Network.fit(X, y, epochs, 64, 0.05, momentum=0.9,
+  validation_data=(X_test, y_test), callback=...)`` call, the callback stopping
+  it at the target: as a user writes it (labels one-hot encoded by fit);
+* ``torch``: ``nn.Sequential`` of ``nn.Linear``/``nn.ReLU``,
+  ``torch.optim.SGD(momentum=0.9)`` (its velocity is the gradient sum, the same
+  steps for a constant rate), ``F.cross_entropy``; accuracy under ``no_grad``;
+* ``jax``: one jitted ``lax.scan`` epoch carrying parameters and velocities,
+  and a jitted accuracy; the first epoch's compilation counts, as a user waits
+  for it;
+* ``sklearn``: ``MLPClassifier(solver="sgd", momentum=0.9,
+  nesterovs_momentum=False, alpha=0, batch_size=64, learning_rate_init=0.05)``,
+  one ``partial_fit`` per epoch (it shuffles each), ``score`` on the test set;
+  its initialisation is replaced by the shared He parameters through its
+  ``_init_coef`` hook (private; without it, sklearn's Glorot init is used and
+  the report says so).
+
+The time excludes loading the data (and, for torch and JAX, making tensors of
+it once); it includes the evaluations after each epoch.  The report gives the
+epochs needed, the time to the target and the median time per epoch.
+
+    python benchmarks/time_to_accuracy.py                    # all four, all cores
+    python benchmarks/time_to_accuracy.py --peers bpcore,jax --threads 1 --runs 3
+    python benchmarks/time_to_accuracy.py --quick            # a smoke run: 2,000 images
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from peers import run_child, usable_cpus
+
+SIZES = (784, 256, 128, 10)
+ACTIVATIONS = ("relu", "relu", "softmax")
+LR, MOMENTUM, BATCH = 0.05, 0.9, 64
+PEERS = ("bpcore", "jax", "torch", "sklearn")
+NEEDS = {"jax": "jax", "torch": "torch", "sklearn": "sklearn"}
+#: Where the repository's tests look for the real MNIST files (beside the checkout).
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def load(spec):
+    """(X_train, y_train), (X_test, y_test), float32 in [0, 1] and int labels."""
+    from bpcore.datasets import load_mnist
+
+    (X, y), (Xt, yt) = load_mnist(spec["data"], download=spec["data"] is None)
+    n, nt = spec.get("train_samples"), spec.get("test_samples")
+    return (X[:n], y[:n]), (Xt[:nt], yt[:nt])
+
+
+def initial_parameters(seed):
+    """He-initialised (weights, biases) of bpcore's network for ``seed``, float32."""
+    import bpcore
+
+    net = bpcore.Network(SIZES, ACTIVATIONS, "log_likelihood", "float32", init="he", seed=seed)
+    return [w.copy() for w in net.weights], [b.copy() for b in net.biases]
+
+
+class Clock:
+    """Seconds since start and test accuracy after each epoch; stop at the target."""
+
+    def __init__(self, target, max_epochs):
+        self.target, self.max_epochs = target, max_epochs
+        self.start = time.perf_counter()
+        self.epochs = []  # (seconds since start, accuracy)
+
+    def record(self, accuracy) -> bool:
+        self.epochs.append((time.perf_counter() - self.start, float(accuracy)))
+        return accuracy >= self.target or len(self.epochs) >= self.max_epochs
+
+
+def _bpcore(data, spec):
+    import bpcore
+
+    (X, y), (Xt, yt) = data
+    weights, biases = initial_parameters(spec["seed"])
+    net = bpcore.Network(SIZES, ACTIVATIONS, "log_likelihood", "float32", init="he",
+                         seed=spec["seed"], num_threads=spec["threads"])
+    net.weights, net.biases = weights, biases
+    clock = Clock(spec["target"], spec["max_epochs"])
+    net.fit(X, y, spec["max_epochs"], BATCH, LR, momentum=MOMENTUM, shuffle=True,
+            seed=spec["seed"], validation_data=(Xt, yt),
+            callback=lambda epoch, history: clock.record(history.val_accuracy[-1]))
+    return clock.epochs
+
+
+def _torch(data, spec):
+    import numpy as np
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(spec["seed"])
+    (X, y), (Xt, yt) = data
+    weights, biases = initial_parameters(spec["seed"])
+    layers = []
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        linear = nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers += [linear] + ([nn.ReLU()] if i < len(weights) - 1 else [])
+    model = nn.Sequential(*layers)
+    X, y = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    Xt, yt = torch.from_numpy(Xt), torch.from_numpy(yt.astype(np.int64))
+    generator = torch.Generator().manual_seed(spec["seed"])
+    clock = Clock(spec["target"], spec["max_epochs"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    while True:
+        order = torch.randperm(len(X), generator=generator)
+        for start in range(0, len(X), BATCH):
+            rows = order[start:start + BATCH]
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(X[rows]), y[rows]).backward()
+            optimizer.step()
+        with torch.no_grad():
+            accuracy = (model(Xt).argmax(dim=1) == yt).float().mean().item()
+        if clock.record(accuracy):
+            return clock.epochs
+
+
+def _jax(data, spec):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    (X, y), (Xt, yt) = data
+    weights, biases = initial_parameters(spec["seed"])
+    params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(weights, biases)]
+    velocity = jax.tree_util.tree_map(jnp.zeros_like, params)
+    X, Y = jnp.asarray(X), jnp.asarray(np.eye(10, dtype=np.float32)[y])
+    Xt, yt = jnp.asarray(Xt), jnp.asarray(yt)
+    n = X.shape[0]
+    full, tail = (n // BATCH) * BATCH, n % BATCH
+
+    def logits(params, x):
+        for l, (w, b) in enumerate(params):
+            x = x @ w.T + b
+            if l < len(params) - 1:
+                x = jnp.maximum(x, 0)
+        return x
+
+    def loss(params, x, y):
+        return -jnp.sum(y * jax.nn.log_softmax(logits(params, x), axis=1)) / x.shape[0]
+
+    grad = jax.grad(loss)
+
+    def step(state, rows):
+        params, velocity = state
+        g = grad(params, jnp.take(X, rows, axis=0), jnp.take(Y, rows, axis=0))
+        velocity = jax.tree_util.tree_map(lambda v, d: MOMENTUM * v - LR * d, velocity, g)
+        return (jax.tree_util.tree_map(jnp.add, params, velocity), velocity), None
+
+    @jax.jit
+    def epoch(state, order):
+        state, _ = jax.lax.scan(step, state, order[:full].reshape(-1, BATCH))
+        if tail:
+            state, _ = step(state, order[full:])
+        return state
+
+    @jax.jit
+    def accuracy(params):
+        return jnp.mean(jnp.argmax(logits(params, Xt), axis=1) == yt)
+
+    rng = np.random.default_rng(spec["seed"])
+    state = (params, velocity)
+    clock = Clock(spec["target"], spec["max_epochs"])
+    while True:
+        state = epoch(state, jnp.asarray(rng.permutation(n)))
+        if clock.record(float(accuracy(state[0]))):
+            return clock.epochs
+
+
+def _sklearn(data, spec):
+    import warnings
+
+    import numpy as np
+    from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
+
+    (X, y), (Xt, yt) = data
+    weights, biases = initial_parameters(spec["seed"])
+    layers = iter(zip(weights, biases))
+
+    class HeStart(MLPClassifier):
+        def _init_coef(self, fan_in, fan_out, dtype):
+            w, b = next(layers)
+            return w.T.astype(dtype), b.astype(dtype)
+
+    model = HeStart(hidden_layer_sizes=SIZES[1:-1], activation="relu", solver="sgd",
+                    alpha=0.0, batch_size=BATCH, learning_rate="constant",
+                    learning_rate_init=LR, momentum=MOMENTUM, nesterovs_momentum=False,
+                    shuffle=True, random_state=spec["seed"])
+    clock = Clock(spec["target"], spec["max_epochs"])
+    with threadpool_limits(spec["threads"]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        while True:
+            model.partial_fit(X, y, classes=np.arange(10))
+            if clock.record(model.score(Xt, yt)):
+                break
+    return clock.epochs, next(layers, None) is None  # the hook took every layer
+
+
+def child(spec):
+    data = load(spec)
+    he = True
+    if spec["peer"] == "sklearn":
+        epochs, he = _sklearn(data, spec)
+    else:
+        epochs = {"bpcore": _bpcore, "torch": _torch, "jax": _jax}[spec["peer"]](data, spec)
+    return {"epochs": epochs, "he_init": he}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--threads", type=int, default=len(usable_cpus()),
+                        help="threads of every implementation (default: all usable cores)")
+    parser.add_argument("--target", type=float, default=0.98)
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=1, help="processes per implementation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default=str(DEFAULT_DATA) if DEFAULT_DATA.is_dir() else None,
+                        help="folder of the MNIST IDX files (default: the repository's "
+                             "../shared/data/mnist if present, else bpcore's search and download)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 2,000 training and 1,000 test images, at most 2 "
+                             "epochs, target 50%%")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args(argv)
+    peers = [p for p in args.peers.split(",") if p]
+    missing = [p for p in peers if p in NEEDS and importlib.util.find_spec(NEEDS[p]) is None]
+    if set(peers) - set(PEERS):
+        parser.error(f"unknown peer(s) {sorted(set(peers) - set(PEERS))}; choose from {PEERS}")
+    spec = dict(threads=args.threads, target=args.target, max_epochs=args.max_epochs,
+                seed=args.seed, data=args.data)
+    if args.quick:
+        spec.update(train_samples=2_000, test_samples=1_000, max_epochs=2, target=0.5)
+    print(f"- {'-'.join(map(str, SIZES))} relu/softmax float32, SGD lr {LR} momentum "
+          f"{MOMENTUM}, batch {BATCH}, He init (seed {args.seed}); target "
+          f"{100 * spec['target']:.1f}% test accuracy, at most {spec['max_epochs']} epochs; "
+          f"{args.threads} thread(s); each implementation in its own process")
+    for p in missing:
+        print(f"- {p}: not installed, left out")
+    results = []
+    for run in range(args.runs):
+        for peer in peers:
+            if peer in missing:
+                continue
+            result, _ = run_child(Path(__file__), {**spec, "peer": peer}, timeout=7200)
+            results.append({"peer": peer, "run": run, **result})
+            last = result["epochs"][-1]
+            print(f"run {run + 1}: {peer}: {len(result['epochs'])} epoch(s), {last[0]:.2f} s, "
+                  f"accuracy {100 * last[1]:.2f}%", file=sys.stderr, flush=True)
+    print("\n| implementation | threads | epochs to target | seconds to target (best) | "
+          "median s/epoch | accuracy per epoch (%) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for peer in dict.fromkeys(r["peer"] for r in results):
+        mine = [r for r in results if r["peer"] == peer]
+        reached = [r for r in mine if r["epochs"][-1][1] >= spec["target"]]
+        best = min(reached, key=lambda r: r["epochs"][-1][0]) if reached else None
+        shown = best or mine[0]
+        times = [t for r in mine for t in _epoch_seconds(r["epochs"])]
+        note = "" if all(r["he_init"] for r in mine) else " (sklearn's own init)"
+        if best:
+            needed, seconds = str(len(best["epochs"])), f"{best['epochs'][-1][0]:.2f}"
+        else:
+            needed, seconds = f"not in {spec['max_epochs']}", "–"
+        print(f"| {peer}{note} | {args.threads} | {needed} | {seconds} | "
+              f"{statistics.median(times):.2f} | "
+              + ", ".join(f"{100 * a:.1f}" for _, a in shown["epochs"]) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"spec": spec, "results": results}, f, indent=1)
+
+
+def _epoch_seconds(epochs):
+    times = [t for t, _ in epochs]
+    return [b - a for a, b in zip([0.0] + times[:-1], times)]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1].startswith("{"):
+        print(json.dumps(child(json.loads(sys.argv[1]))))
+    else:
+        sys.exit(main())
