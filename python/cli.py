@@ -21,6 +21,8 @@ from . import ConvergenceWarning, DivergenceError, History, Network, __version__
 from ._progress import epoch_line, epoch_postfix
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
 from ._checks import check_fit_args
+from .callbacks import EarlyStopping
+from .distributed import DistributedError
 from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
 
 _DATA_HELP = ("the data: 'subset' (the first MNIST images, shipped with bpcore), 'mnist' or "
@@ -141,6 +143,11 @@ def _build_parser() -> _Parser:
     train.add_argument("--strict", action="store_true",
                        help="exit with status 1 if training learnt nothing (after the "
                             "'bpcore: warning:' line that says why)")
+    train.add_argument("--distributed", action="store_true",
+                       help="train data-parallel over the ranks of an MPI job, e.g. "
+                            "'mpiexec -n 2 bpcore train --distributed' (needs pip install "
+                            "\".[mpi]\" in the bpcore source tree); every rank reads the data, rank 0 prints and "
+                            "writes --save and --plot")
 
     evaluate = command(
         "evaluate", _evaluate, [data, threads],
@@ -170,7 +177,7 @@ def _build_parser() -> _Parser:
     export = command(
         "export", _export, [], "write a saved model as ONNX or as a network2.py file",
         "Convert a model written by 'bpcore train --save' (.npz): to ONNX (.onnx; needs\n"
-        "pip install \"bpcore[onnx]\"), whose graph computes a^L for a batch of examples\n"
+        "pip install \".[onnx]\" in bpcore's source tree), whose graph computes a^L for a batch of examples\n"
         "(input 'input', output 'output'), or to the JSON of Nielsen's network2.py\n"
         "(.json; sigmoid networks with the quadratic or cross-entropy cost only).",
         "examples:\n  bpcore export net.npz net.onnx\n  bpcore export net.npz net.json"
@@ -294,18 +301,16 @@ class _Progress:
     """The fit callback: reports each epoch, and stops early when asked to.
 
     Reports with a tqdm bar (unit: epochs) when stdout is a terminal, else one
-    line per epoch.  With ``patience``, it remembers the parameters of the
-    epoch with the best validation accuracy and returns True (which stops
-    ``fit``) once ``patience`` epochs have passed without improvement.
+    line per epoch.  With ``patience``, a :class:`bpcore.callbacks.EarlyStopping`
+    on the validation accuracy stops ``fit`` once ``patience`` epochs have passed
+    without improvement, and puts back the parameters of the best epoch.
     """
 
     def __init__(self, net: Network, epochs: int, n_train: int, label: str, quiet: bool,
                  patience: int | None):
         self.net, self.epochs, self.n_train, self.label = net, epochs, n_train, label
-        self.patience = patience
         self.history = History()  # until fit hands over its own, live one
-        self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
-        self.stopped = False
+        self.early = None if patience is None else EarlyStopping(net, patience)
         self.no_progress = False  # a ConvergenceWarning was shown
         self.bar = None
         self.lines = not quiet
@@ -323,12 +328,12 @@ class _Progress:
             self.bar.update(1)
         elif self.lines:
             print(epoch_line(history, epoch, self.epochs, self.n_train, self.label), flush=True)
-        if self.patience is None:
-            return False
-        if accuracy > self.best[0]:
-            self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
-        self.stopped = epoch - self.best[1] >= self.patience
-        return self.stopped
+        return self.early is not None and self.early(epoch, history)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping ended training (and restored the best epoch)."""
+        return self.early is not None and self.early.stopped_epoch is not None
 
     def warn(self, message, category, filename, lineno, file=None, line=None) -> None:
         """``warnings.showwarning`` during training: one line on stderr, below the bar."""
@@ -344,12 +349,6 @@ class _Progress:
     def epochs_done(self) -> int:
         """Epochs trained so far (also one whose report an interruption cut short)."""
         return len(self.history.train_cost)
-
-    def restore_best(self) -> None:
-        """Put the parameters of the best epoch back into the network."""
-        params = self.best[2]
-        L = self.net.n_layers
-        self.net.weights, self.net.biases = params[:L], params[L:]
 
     def close(self) -> None:
         if self.bar is not None:
@@ -387,15 +386,47 @@ def _hold_out(X, y, fraction: float, seed: int):
     return X[train], y[train], X[val], y[val]
 
 
+def _mpi_world():
+    """MPI.COMM_WORLD for --distributed (mpi4py imported only then)."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(f"--distributed needs mpi4py and an MPI library ({exc}): pip install "
+                          "\".[mpi]\" in bpcore's source tree, then run 'mpiexec -n 2 bpcore train --distributed'"
+                          ) from None
+    return MPI.COMM_WORLD
+
+
+def _load_data_in_turn(source: str, comm):
+    """_load_data on every rank, rank 0 first: a download into the cache happens once."""
+    if comm is None:
+        return _load_data(source)
+    loaded, error = None, None
+    if comm.Get_rank() == 0:
+        try:
+            loaded = _load_data(source)
+        except Exception as exc:
+            error = exc
+    failure = comm.bcast(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    if failure is not None:
+        raise DistributedError(f"rank 0 could not read the data: {failure}")
+    return loaded if loaded is not None else _load_data(source)
+
+
 def _train(args: argparse.Namespace) -> int:
     _check_train_args(args)
+    comm = _mpi_world() if args.distributed else None
+    if comm is not None and comm.Get_rank() != 0:  # rank 0 speaks for all
+        args.quiet, args.save, args.plot = True, None, None
     names = args.activations.split(",")
     net = Network(args.sizes, activations=names[0] if len(names) == 1 else names,
                   cost=args.cost, dtype=args.dtype, init=args.init, seed=args.seed,
                   num_threads=args.threads)
     plot = _plot_module(args.plot) if args.plot else None
 
-    (X, y), (X_test, y_test), source = _load_data(args.data)
+    (X, y), (X_test, y_test), source = _load_data_in_turn(args.data, comm)
     if args.validation_split is None:
         X_val, y_val, label = X_test, y_test, "test"
     else:
@@ -405,6 +436,8 @@ def _train(args: argparse.Namespace) -> int:
         held_out = "" if args.validation_split is None else f", {len(X_val):,} validation"
         threads = (f"{net.num_threads} thread(s)" if build_info()["openmp"]
                    else "1 thread (built without OpenMP)")
+        if comm is not None:
+            threads = f"{comm.Get_size()} MPI ranks x {threads}"
         print(f"bpcore {__version__}: {source} ({len(X):,} train{held_out}, {len(X_test):,} "
               f"test); sizes {','.join(map(str, args.sizes))}, {args.activations}, "
               f"{args.cost} cost; {net.dtype.name}, {threads}", flush=True)
@@ -416,7 +449,7 @@ def _train(args: argparse.Namespace) -> int:
             warnings.showwarning = progress.warn
             net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
                     momentum=args.momentum, validation_data=(X_val, y_val), callback=progress,
-                    record_grad_norms=plot is not None)
+                    record_grad_norms=plot is not None, comm=comm)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -427,8 +460,6 @@ def _train(args: argparse.Namespace) -> int:
         return 130
 
     stopped = progress.stopped
-    if stopped:
-        progress.restore_best()
     saved = []
     if args.save:
         net.save(args.save)
@@ -437,15 +468,17 @@ def _train(args: argparse.Namespace) -> int:
         plot.plot_history(progress.history, args.plot, validation_label=label)
         saved.append(f"saved training curves to {args.plot}")
     if interrupted:
+        if comm is not None and comm.Get_rank() != 0:
+            return 130
         print("; ".join([f"bpcore: interrupted after epoch {progress.epochs_done}", *saved]),
               file=sys.stderr, flush=True)
         return 130
     if stopped and not args.quiet:
-        accuracy, best_epoch, _ = progress.best
         print(f"early stopping after epoch {progress.epochs_done}: validation accuracy has not "
-              f"improved for {args.early_stopping} epoch(s); keeping epoch {best_epoch} "
-              f"(validation accuracy {accuracy:.4f})")
-    print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
+              f"improved for {args.early_stopping} epoch(s); keeping epoch "
+              f"{progress.early.best_epoch} (validation accuracy {progress.early.best:.4f})")
+    if comm is None or comm.Get_rank() == 0:
+        print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
     if not args.quiet:
         for line in saved:
             print(line)
@@ -686,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, ImportError, DivergenceError, MemoryError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, DivergenceError, MemoryError,
+            DistributedError) as exc:
         if args.debug:
             raise
         # NumPy's MemoryError says what it failed to allocate; say that it is one

@@ -105,6 +105,8 @@ class Network(BaseNetwork):
     # input leaves W^1 non-finite after the first epoch (bpcore._data).
     _training_proves_inputs_finite = True
 
+    _trains_over_mpi = True
+
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None, num_threads=None):
         self._num_threads = check_num_threads(num_threads)
@@ -245,19 +247,24 @@ class Network(BaseNetwork):
     def _example_costs(self, X, Y):
         return self._forward_call(X, Y)[1]
 
-    def _gradient_sum(self, X, Y, sample_weight=None) -> np.ndarray:
+    def _gradient_sum(self, X, Y, sample_weight=None, *, costs=None, workspace=None,
+                      out=None) -> np.ndarray:
         """sum over the rows x of X of w_x dC_x/dtheta, a flat buffer in the layout of
         ``_params`` (aligned; its gaps zero), for data-parallel training to allreduce.
 
         X, Y and ``sample_weight`` (None: w = 1) are taken as they are: C-contiguous,
-        of the network's dtype, checked by the caller.
+        of the network's dtype, checked by the caller.  ``costs`` (or None) receives
+        each row's C_x; ``workspace`` (Z, A, D of at least len(X) rows) and ``out``
+        (an aligned buffer like ``_params``, gaps zero) are used instead of new ones,
+        as bpcore.distributed does at every step.
         """
         n = X.shape[0]
-        grads = _aligned(self._layout.n_params, self.dtype)
+        grads = _aligned(self._layout.n_params, self.dtype) if out is None else out
         w = None if sample_weight is None else np.ascontiguousarray(sample_weight, self.dtype)
+        Z, A, D = workspace if workspace is not None else (self._scratch(n) for _ in range(3))
         with self._exclusive():
-            _kernels.gradient(self._layout, self._params, grads, X, Y, w, self._scratch(n),
-                              self._scratch(n), self._scratch(n), self._threads_for(n))
+            _kernels.gradient(self._layout, self._params, grads, X, Y, w, Z, A, D,
+                              self._threads_for(n), costs)
         return grads
 
     def _apply_update(self, grad_sum: np.ndarray, scale: float, optimizer) -> None:
