@@ -99,8 +99,11 @@ static inline void bp_opt_init_##SUF(bp_opt_##SUF *u, const bp_hyper *h, double 
     u->b2 = (T)h->beta2;                                                                \
     u->c1 = (T)(1.0 - h->beta1);                                                        \
     u->c2 = (T)(1.0 - h->beta2);                                                        \
-    u->step_size = (T)(h->lr / (1.0 - pow(h->beta1, (double)t)));                       \
-    u->bc2_sqrt = (T)sqrt(1.0 - pow(h->beta2, (double)t));                              \
+    u->step_size = u->bc2_sqrt = 0;  /* Adam's bias corrections (the SGDs need no pow) */ \
+    if (h->rule == BP_RULE_ADAM) {                                                      \
+        u->step_size = (T)(h->lr / (1.0 - pow(h->beta1, (double)t)));                   \
+        u->bc2_sqrt = (T)sqrt(1.0 - pow(h->beta2, (double)t));                          \
+    }                                                                                   \
     u->eps = (T)h->eps;                                                                 \
     u->p = p;                                                                           \
     u->s0 = s0;                                                                         \

@@ -1,4 +1,4 @@
-"""bpcore: backpropagation and mini-batch SGD for fully-connected networks.
+"""bpcore: backpropagation and mini-batch training (SGD, Adam) for fully-connected networks.
 
 The hot loops are typed Cython (``bpcore/_kernels.pyx`` in the source tree)
 running without the GIL and in parallel with OpenMP; :class:`Network` is the
@@ -20,7 +20,8 @@ from .exceptions import ConvergenceWarning, DivergenceError, ResultOverflowError
 from .history import History
 from .network import Network
 from .gradcheck import check_gradients, GradientCheck
+from . import optim
 
 __all__ = ["Network", "History", "DivergenceError", "ConvergenceWarning", "ResultOverflowError",
            "build_info", "get_num_threads", "set_num_threads", "__version__", "check_gradients",
-           "GradientCheck"]
+           "GradientCheck", "optim"]
