@@ -25,6 +25,10 @@ times, into ``bpcore._kernels`` (baseline x86-64), ``bpcore._kernels_v3``
 (``-march=x86-64-v3``: AVX2, FMA) and ``bpcore._kernels_v4`` (``-march=x86-64-v4``:
 AVX-512); ``python/_dispatch.py`` picks the best one the CPU runs, once, at
 import.  Elsewhere only the baseline module is built.
+
+The variants are translated by Cython and compiled in parallel, one job per
+usable core (``build_ext --parallel N``, or ``BPCORE_BUILD_JOBS=N``, sets
+another count; 1 builds them one after another).
 """
 from __future__ import annotations
 
@@ -53,6 +57,24 @@ OMP_PROBE = textwrap.dedent(r"""
         return n == 2 ? 0 : 1;
     }
 """)
+
+
+def _build_jobs() -> int:
+    """Parallel jobs for translating and compiling the kernels: BPCORE_BUILD_JOBS, else
+    the cores this process may run on."""
+    text = os.environ.get("BPCORE_BUILD_JOBS", "").strip()
+    if text:
+        try:
+            jobs = int(text)
+        except ValueError:
+            jobs = 0
+        if jobs < 1:
+            raise ValueError(f"BPCORE_BUILD_JOBS must be an integer >= 1, got {text!r}")
+        return jobs
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _env_flag(name: str) -> bool:
@@ -113,7 +135,13 @@ def _accepts_flag(compiler, flag: str) -> bool:
 
 
 class BuildExt(build_ext):
-    """build_ext that adds the OpenMP and optimisation flags it found to work."""
+    """build_ext that adds the OpenMP and optimisation flags it found to work, and
+    compiles the extensions in parallel (setuptools' ``parallel`` option)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = _build_jobs()
 
     def build_extensions(self):
         cflags, ldflags, reason = _probe_openmp(self.compiler)
@@ -170,6 +198,8 @@ setup(
     package_data={"bpcore": ["py.typed"], "bpcore.data": ["mnist-subset/*.gz"]},
     ext_modules=cythonize(
         extensions,
+        # Cython translates in worker processes; only where they fork, not re-run setup.py
+        nthreads=_build_jobs() if len(extensions) > 1 and sys.platform == "linux" else 0,
         include_path=["bpcore"],
         compiler_directives={
             "language_level": 3,

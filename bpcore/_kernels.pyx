@@ -999,11 +999,13 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
 
 def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[:, ::1] X,
              const real[:, ::1] Y, const real[::1] sample_weight, real[:, ::1] Z,
-             real[:, ::1] A, real[:, ::1] D, int num_threads):
+             real[:, ::1] A, real[:, ::1] D, int num_threads, double[::1] costs=None):
     """grads <- sum over the rows x of X of w_x dC_x/dtheta (a sum, not a mean; no update).
 
     w_x = ``sample_weight[x]`` (None: 1).  The workspaces need X.shape[0] rows.
     ``grads`` has the layout of ``params`` (its alignment gaps are left untouched).
+    ``costs[i]`` (or None) receives the cost C_x of row i (unweighted): data-parallel
+    training reports them as ``train_epoch`` does.
     """
     cdef LayoutC* net = &layout.c
     _check_params(layout, params.shape[0], "params")
@@ -1011,8 +1013,7 @@ def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[
     cdef Data data
     cdef Py_ssize_t n = X.shape[0]
     cdef const Py_ssize_t[::1] no_order = None
-    cdef double[::1] no_costs = None
-    if fill_data(&data, layout, X, Y, no_order, sample_weight, max(n, 1), Z, A, D, no_costs,
+    if fill_data(&data, layout, X, Y, no_order, sample_weight, max(n, 1), Z, A, D, costs,
                  num_threads):
         return
     cdef Update upd

@@ -1,4 +1,4 @@
-/* OpenMP queries, the barrier and an atomic counter, with serial stand-ins when the extension is
+/* OpenMP queries and the barrier, with serial stand-ins when the extension is
  * built without OpenMP (the build's probe failed or BPCORE_DISABLE_OPENMP=1).
  *
  * Cython has no barrier statement; an orphaned `omp barrier` in a function
@@ -20,14 +20,6 @@ static inline int bp_max_threads(void) { return omp_get_max_threads(); }
 static inline void bp_barrier(void) {
     _Pragma("omp barrier")
 }
-/* The value of *counter before adding one to it, atomically: the next chunk of
- * work for the calling thread (dynamic scheduling inside one parallel region). */
-static inline Py_ssize_t bp_take(Py_ssize_t *counter) {
-    Py_ssize_t taken;
-    _Pragma("omp atomic capture")
-    taken = (*counter)++;
-    return taken;
-}
 #else
 static inline int bp_openmp_enabled(void) { return 0; }
 static inline int bp_openmp_version(void) { return 0; }
@@ -35,7 +27,6 @@ static inline int bp_thread_num(void) { return 0; }
 static inline int bp_team_size(void) { return 1; }
 static inline int bp_max_threads(void) { return 1; }
 static inline void bp_barrier(void) {}
-static inline Py_ssize_t bp_take(Py_ssize_t *counter) { return (*counter)++; }
 #endif
 
 /* Wall-clock seconds from an arbitrary origin. */

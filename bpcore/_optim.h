@@ -1,16 +1,16 @@
 /* The update rules of bpcore.optim, each written once.
  *
- * Every rule is one body, BP_OPT_BODY below, over a type V that is either a scalar
- * T or a GCC/Clang vector of T (the same source compiled twice: scalar ops on a
- * vector apply lane by lane).  It steps the parameter at offset o of a region
- * (u->p + o) from g, the SUM over the m examples of a mini-batch of dC_x/dp; its
- * callers are
+ * Every rule is one macro body over a type V that is either a scalar T or a
+ * GCC/Clang vector of T (scalar ops on a vector apply lane by lane): the velocity
+ * form of SGD in BP_OPT_VELOCITY_BODY, SGD and Adam/AdamW in BP_OPT_BODY.  A step
+ * takes g, the SUM over the m examples of a mini-batch of dC_x/dp, for the
+ * parameters of a region (the weights or the biases of one layer); its callers are
  *
- *   - the epilogue of the fused gradient tile in _gemm.h (bp_bcast_sgd_*), on
- *     whole vectors (bp_opt_vstep_*) and on the columns of an overlapping edge
- *     vector (bp_opt_step_*);
- *   - bp_opt_update_*, which steps a run of consecutive parameters from a buffer
- *     of sums: the streaming pass of an epoch, the biases, and apply_update.
+ *   - the epilogue of the fused gradient tile in _gemm.h (bp_bcast_sgd_*), when a
+ *     mini-batch is summed in one block;
+ *   - bp_opt_run_* / bp_opt_update_*, which step a run of consecutive parameters
+ *     from a buffer of sums: the streaming pass of an epoch, the biases, and
+ *     apply_update.
  *
  * The rules, in the seeds' notation (g = scale * sum: the mean gradient, scale =
  * 1/m; lambda = weight decay, applied to weights only: a bias region has wd = 0):
@@ -33,9 +33,9 @@
  * when eta changes between steps.  The constants of a step (bias corrections, the
  * products of hyperparameters) are computed once per step in double by
  * bp_opt_init_* and rounded to T.  Each parameter's step reads only that
- * parameter, its own state and its own gradient, so the result never depends on
- * which thread steps it, and the vector and scalar forms perform the same
- * operations (IEEE sqrt and division are correctly rounded in both).
+ * parameter, its own state and its own gradient, and is computed by the same
+ * instructions whichever path or thread steps it (see "Two kinds of instantiation"
+ * below), so the result never depends on the thread count.
  */
 #ifndef BPCORE_OPTIM_H
 #define BPCORE_OPTIM_H
@@ -116,9 +116,9 @@ BP_DEFINE_OPT(double, d)
    function stepping one vector (bp_opt_vec_*), which every caller uses for every
    parameter (the last few of a run through a vector of copies): with FMA, a
    compiler may fuse a different one of the two products of  a*b + c*d  in different
-   inlined copies of the same source (one parameter in 300 differed by an ulp between
-   a tile's edge and apply_update), so one copy is the only way to make every path
-   -- fused tile, streaming pass, apply_update, any thread count -- give the same bits. */
+   inlined copies of the same source (it did: docs/design.md), so one copy is the only
+   way to make every path -- fused tile, streaming pass, apply_update, any thread
+   count -- give the same bits. */
 
 /* The velocity form of SGD; u, o and g: the step's constants, the offset in the
    region, the gradient sum; V is T or a vector of T, LOAD/STORE read and write a V. */

@@ -16,8 +16,11 @@ except PackageNotFoundError:  # pragma: no cover - running from an unbuilt tree
     __version__ = "0+unknown"
 
 from ._threads import build_info, get_num_threads, set_num_threads
-from .network import DivergenceError, History, Network
+from .exceptions import ConvergenceWarning, DivergenceError, ResultOverflowError
+from .history import History
+from .network import Network
 from .gradcheck import check_gradients, GradientCheck
 
-__all__ = ["Network", "History", "DivergenceError", "build_info", "get_num_threads",
-           "set_num_threads", "__version__", "check_gradients", "GradientCheck"]
+__all__ = ["Network", "History", "DivergenceError", "ConvergenceWarning", "ResultOverflowError",
+           "build_info", "get_num_threads", "set_num_threads", "__version__", "check_gradients",
+           "GradientCheck"]

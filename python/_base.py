@@ -17,58 +17,62 @@ every ``_train_epoch`` of the call.
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
+import inspect
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _diagnostics
+from . import distributed as _distributed
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._checks import check_bool, check_fit_args
 from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
                     epoch_order)
 from ._interop import InteropMixin
 from ._notebook import HistoryMixin
+from ._progress import EpochReport
 from ._weights import as_sample_weight, fit_weights, step_factors
+from ._checkpoint import Checkpointer
+from .exceptions import DivergenceError, ResultOverflowError
+from .history import History
 from .optim import for_fit
+from .schedules import check_schedule
 
 
-class DivergenceError(FloatingPointError):
-    """Training produced NaN or infinite parameters (usually: the learning rate is too large)."""
+def _public(method):
+    """``method`` run under the network's ``_exclusive()``, its arguments checked first.
 
-
-class ResultOverflowError(ValueError):
-    """Finite inputs whose output, cost or gradient overflowed: too large for the network."""
-
-
-@dataclass
-class History(HistoryMixin):
-    """Per-epoch record of a ``fit``: one entry per epoch in each list.
-
-    ``train_cost`` is the mean cost of the training examples as they were met
-    during the epoch (each computed just before its mini-batch's step), the
-    running figure other libraries report; it excludes the L2 term.
-    ``val_cost``/``val_accuracy`` are measured after the epoch, and stay empty
-    without ``validation_data``.  ``seconds`` is the time spent training, the
-    validation pass excluded.  ``grad_norms`` (with ``fit(record_grad_norms=True)``)
-    holds, per epoch, one number per layer l = 1..L: the mean over the epoch's
-    mini-batches of ||dC/db^l||, the speed at which layer l learns.
+    A wrong argument is reported as Python would, but naming the class the user
+    holds (``Network.fit() got an unexpected keyword argument 'verbos'; did you
+    mean 'verbose'?``), not the base class that defines the method.  The
+    signature (``inspect.signature``, ``help``, the API docs) is the method's own.
     """
+    signature = inspect.signature(method)
 
-    train_cost: list[float] = field(default_factory=list)
-    val_cost: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    grad_norms: list[list[float]] = field(default_factory=list)
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            message = f"{type(self).__name__}.{method.__name__}() {exc}"
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            close = unknown and difflib.get_close_matches(unknown[0], signature.parameters, 1)
+            raise TypeError(message + (f"; did you mean {close[0]!r}?" if close else "")) from None
+        with self._exclusive():
+            return method(self, *args, **kwargs)
 
-    @property
-    def epochs(self) -> int:
-        return len(self.train_cost)
+    return call
 
 
 class BaseNetwork(InteropMixin):
     """Constructor, argument checks and the training loop; the math is in subclasses."""
 
     _arch: Architecture
+    #: Whether ``fit(comm=...)`` trains over MPI (bpcore.distributed), or refuses.
+    _trains_over_mpi = False
     #: Whether ``_train_epoch`` makes the parameters non-finite whenever an input is
     #: (it multiplies every delta by every input), so that ``fit`` need not check X
     #: before training (see bpcore._data).
@@ -202,9 +206,11 @@ class BaseNetwork(InteropMixin):
             raise self._overflow("the gradient", "X and Y")
         return nabla_b, nabla_w
 
+    @_public
     def fit(self, X, Y, epochs, batch_size, lr=None, *, optimizer=None, l2=0.0, momentum=0.0,
-            sample_weight=None, class_weight=None, shuffle=True, seed=None,
-            validation_data=None, verbose=False, callback=None,
+            schedule=None, sample_weight=None, class_weight=None, shuffle=True, seed=None,
+            validation_data=None, verbose=False, progress=False, callback=None,
+            checkpoint=None, checkpoint_every=1, resume=False, comm=None,
             record_grad_norms=False) -> History:
         """Train by mini-batch gradient descent; return the per-epoch history.
 
@@ -242,15 +248,51 @@ class BaseNetwork(InteropMixin):
         state after the last completed epoch, and the exception carries the
         history of those epochs as ``exc.history``.  ``callback(epoch, history)``, if
         given, is called after each epoch (1-based) with the history so far;
-        returning ``True`` stops training there (early stopping).
+        returning ``True`` stops training there (:class:`bpcore.callbacks.EarlyStopping`
+        is one).  ``verbose`` prints a line per epoch (the format of ``bpcore train``),
+        ``progress`` shows a tqdm progress bar (a widget in a notebook).
+
+        ``schedule`` (a :mod:`bpcore.schedules` schedule) sets the learning rate
+        of each epoch; ``history.lr`` records the rate of every epoch.
+        ``checkpoint`` (a path) writes, atomically, everything needed to continue
+        after every ``checkpoint_every`` epochs and after the last (see
+        ``bpcore._checkpoint``); with ``resume=True`` a ``fit`` with the same
+        arguments continues from that file if it exists, up to ``epochs`` epochs
+        in all, and ends bitwise where an uninterrupted ``fit`` would have; the
+        history returned covers the whole run.  A checkpoint of another
+        architecture, optimizer or schedule, or a damaged one, raises ``ValueError``.
         ``record_grad_norms=True`` fills ``history.grad_norms``: per epoch, for each
         layer l, the mean over the mini-batches of ||dC/db^l||, computed inside
         the compiled epoch from the bias gradients it has at hand.
+
+        A fit that learns nothing warns with :class:`bpcore.ConvergenceWarning`
+        (see ``bpcore._diagnostics``): inputs on a scale far from the one the
+        initialisation expects, and a training cost that after the first epochs is
+        no lower than what predicting the same output for every input achieves.
+
+        ``comm``, an mpi4py communicator (``MPI.COMM_WORLD``; needs the extra ``mpi``),
+        trains data-parallel over its ranks: every rank calls ``fit`` with the same
+        data and arguments, each computes the gradient of its part of every
+        mini-batch, and all end with bitwise identical networks (rank 0's starting
+        parameters and shuffling); only rank 0 prints and writes the checkpoint (which
+        every rank reads to resume).  See :mod:`bpcore.distributed`.
         """
+        if comm is not None and not isinstance(comm, _distributed.Group):
+            if not self._trains_over_mpi:
+                raise TypeError(f"comm: {type(self).__module__}.{type(self).__qualname__} "
+                                "trains in one process; bpcore.Network trains over MPI")
+            options = {k: v for k, v in locals().items()
+                       if k not in ("self", "X", "Y", "epochs", "batch_size", "lr", "comm")}
+            # bpcore.distributed joins the ranks and calls fit again with comm a Group
+            return _distributed.fit(self.fit, self, X, Y, epochs, batch_size, lr, comm=comm,
+                                    **options)
+        settings = {k: v for k, v in locals().items()
+                    if k not in ("self", "X", "Y", "validation_data", "comm")}
         epochs, batch_size, lr_, l2, momentum = check_fit_args(
             epochs, batch_size, 0.0 if lr is None else lr, l2, momentum)
         lr = None if lr is None else lr_
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
+        progress = check_bool("progress", progress)
         record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
         X, Y = self._inputs_and_targets(X, Y, defer_finite_check=True)
         n = X.shape[0]
@@ -266,18 +308,37 @@ class BaseNetwork(InteropMixin):
             check_finite("X", X)
         rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
         batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
-        history = History()
+        schedule = check_schedule(schedule)
+        saver = Checkpointer.for_fit(checkpoint, checkpoint_every, resume, self,
+                                     {"n_examples": n, "batch_size": batch_size})
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
         # page-faulted 200 MB per epoch for a 25M-parameter network (~0.4 s, 15% of its
         # epoch), where copying into the same buffer takes ~12 ms.
         self._bind_optimizer(optimizer)
+        done, history = (0, History()) if saver is None else saver.resume(epochs, rng, optimizer,
+                                                                           schedule)
+        if schedule is not None:
+            schedule.start(optimizer.lr)
         state = self._state_arrays() + optimizer._arrays()
         before = [np.empty_like(a) for a in state]
         workspace = self._fit_workspace(batch_size)
         bias_norms = np.zeros(self.n_layers) if record_grad_norms else None
-        for epoch in range(1, epochs + 1):
-            if epoch == 1:
+        train_epoch = self._train_epoch
+        if comm is not None:  # the ranks check their setups; rank 0's parameters, shuffling
+            comm.agree(rng, {"X": X, "Y": Y, "validation_data": validation,
+                             "epochs done (resumed)": done}, settings)
+            train_epoch, verbose = comm.train_epoch, verbose and comm.rank == 0
+            progress = progress and comm.rank == 0
+            saver = saver if comm.rank == 0 else None
+        watch = _diagnostics.ProgressCheck(self, X, Y, epochs, batch_size, optimizer.lr,
+                                           momentum)
+        report = EpochReport(epochs, n, verbose, progress)
+        first_epoch, ran = done + 1, 0
+        for epoch in range(first_epoch, epochs + 1):
+            if epoch == first_epoch:
                 rng_state = rng.bit_generator.state
+            if schedule is not None:
+                optimizer.lr = schedule.lr
             start = time.perf_counter()
             order = epoch_order(rng, n, shuffle)
             for saved, array in zip(before, state):
@@ -287,9 +348,10 @@ class BaseNetwork(InteropMixin):
                 bias_norms[...] = 0
             try:
                 with np.errstate(all="ignore"):  # non-finite results are handled below
-                    costs = self._train_epoch(X, Y, order, batch_size, optimizer, factors,
-                                              workspace, bias_norms=bias_norms)
+                    costs = train_epoch(X, Y, order, batch_size, optimizer, factors,
+                                        workspace, bias_norms=bias_norms)
             except KeyboardInterrupt as exc:
+                report.close()
                 self._restore(state, before)
                 optimizer._t = steps_before
                 exc.history = history
@@ -303,9 +365,10 @@ class BaseNetwork(InteropMixin):
                     val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
+                report.close()
                 self._restore(state, before)
                 optimizer._t = steps_before
-                if epoch == 1:  # X may be non-finite, or overflow the network
+                if epoch == first_epoch:  # X may be non-finite, or overflow the network
                     if proven_by_training and not all_finite(X):
                         rng.bit_generator.state = rng_state  # as if refused up front
                         check_finite("X", X)
@@ -314,7 +377,9 @@ class BaseNetwork(InteropMixin):
                     f"training diverged in epoch {epoch}: the parameters or the cost became "
                     f"NaN or infinite with lr={optimizer.lr}; the network was restored to its "
                     f"state before epoch {epoch} (try a smaller lr)")
+            ran += 1
             history.seconds.append(seconds)
+            history.lr.append(optimizer.lr)
             history.train_cost.append(float(
                 np.mean(costs) if weights is None
                 else np.sum(weights[order] * costs) / np.sum(weights)))
@@ -323,11 +388,19 @@ class BaseNetwork(InteropMixin):
             if validation is not None:
                 history.val_cost.append(float(np.mean(val_costs)))
                 history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
-            if verbose:
-                print(self._epoch_line(history, epoch, epochs, n), flush=True)
-            if callback is not None and callback(epoch, history) is True:
+            report(epoch, history)
+            watch.after_epoch(epoch, history)
+            if schedule is not None:
+                schedule.step(history)
+            if saver is not None:
+                saver.after_epoch(epoch, epochs, history, rng, optimizer, schedule)
+            stop = callback is not None and callback(epoch, history) is True
+            if comm is not None:  # one rank's callback stops them all; so does a Ctrl-C
+                stop = comm.end_epoch(stop, history)
+            if stop:
                 break
-        if proven_by_training and not history.epochs:  # no epoch ran to prove X finite
+        report.close()
+        if proven_by_training and not ran:  # no epoch ran to prove X finite
             check_finite("X", X)
         return history
 
@@ -343,15 +416,6 @@ class BaseNetwork(InteropMixin):
     def _restore(arrays: list[np.ndarray], saved: list[np.ndarray]) -> None:
         for array, value in zip(arrays, saved):
             array[...] = value
-
-    @staticmethod
-    def _epoch_line(history: History, epoch: int, epochs: int, n: int) -> str:
-        line = f"epoch {epoch}/{epochs}: train cost {history.train_cost[-1]:.4f}"
-        if history.val_cost:
-            line += (f", validation cost {history.val_cost[-1]:.4f}, "
-                     f"accuracy {history.val_accuracy[-1]:.4f}")
-        seconds = history.seconds[-1]
-        return line + f" ({seconds:.2f} s, {n / max(seconds, 1e-9):,.0f} examples/s)"
 
     # -- argument handling ---------------------------------------------------------
     def _inputs_and_targets(self, X, Y, names=("X", "Y"), defer_finite_check=False):
@@ -378,6 +442,10 @@ class BaseNetwork(InteropMixin):
         return X, Y, labels
 
     # -- to be supplied by subclasses ------------------------------------------------
+    def _exclusive(self):
+        """Context held around a public call (``Network``: refuses a second thread)."""
+        return contextlib.nullcontext()
+
     def _allocate(self, biases: list, weights: list) -> None:
         raise NotImplementedError
 

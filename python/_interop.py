@@ -17,7 +17,7 @@ class InteropMixin:
     def to_onnx(self, path, *, input_name="input", output_name="output") -> None:
         """Write the network's forward pass to ``path`` as an ONNX model.
 
-        Needs the ``onnx`` package (``pip install "bpcore[onnx]"``); run the file
+        Needs the ``onnx`` package (``pip install ".[onnx]" (in the bpcore source tree)``); run the file
         with onnxruntime or any ONNX runtime.  Each layer is a ``Gemm``
         (z = a W^T + b, W^l stored in bpcore's (n_l, n_{l-1}) shape as the
         initializer ``W{l}``, b^l as ``b{l}``) followed by its activation's op;

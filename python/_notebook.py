@@ -64,7 +64,7 @@ def plot_history(history, path=None, **kwargs):
     try:
         from . import plot
     except ImportError as exc:
-        raise ImportError(f'History.plot needs matplotlib: pip install "bpcore[plot]" '
+        raise ImportError(f'History.plot needs matplotlib: pip install ".[plot]" (in the bpcore source tree) '
                           f"({exc.__cause__ or exc})") from None
     return plot.plot_history(history, path, **kwargs)
 

@@ -48,7 +48,7 @@ def _require_onnx():
     try:
         import onnx
     except ImportError as exc:
-        raise ImportError('to_onnx needs the onnx package: pip install "bpcore[onnx]" '
+        raise ImportError('to_onnx needs the onnx package: pip install ".[onnx]" (in the bpcore source tree) '
                           f"(importing it failed: {exc})") from None
     return onnx
 

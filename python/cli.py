@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from . import bench as bench_configs
-from . import DivergenceError, History, Network, __version__, build_info
+from . import ConvergenceWarning, DivergenceError, History, Network, __version__, build_info
+from ._progress import epoch_line, epoch_postfix
 from ._config import ACTIVATIONS, COSTS, DTYPES, INITS
 from ._checks import check_fit_args
+from .callbacks import EarlyStopping
+from .distributed import DistributedError
 from .datasets import load_fashion_mnist, load_mnist, load_mnist_subset
 
 _DATA_HELP = ("the data: 'subset' (the first MNIST images, shipped with bpcore), 'mnist' or "
@@ -40,7 +43,13 @@ epoch runs as one call into the compiled core) and shows the training cost,
 the validation accuracy and samples/s of the last epoch; otherwise one line is
 printed per epoch.  Without --validation-split the per-epoch figures are those
 of the test set.  Ctrl-C stops training, still writes --save and --plot with
-the network as it is (after its last completed epoch), and exits with status 130."""
+the network as it is (after its last completed epoch; nothing if none has
+completed), and exits with status 130.
+
+A run that learns nothing (inputs far off scale, a training cost no lower than
+predicting the same digit for every image, dead or saturated units) prints a
+"bpcore: warning:" line naming the likely cause; --strict makes it exit with
+status 1 after reporting the test accuracy."""
 
 
 class _UsageError(Exception):
@@ -83,6 +92,7 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="bpcore", description="Train fully-connected networks on MNIST with "
                                                 "bpcore, use them, and check the build.",
                      epilog="'bpcore COMMAND --help' shows a command's options and examples.")
+    parser.add_argument("--version", action="version", version=f"bpcore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, run, parents, help, description, epilog):
@@ -127,9 +137,17 @@ def _build_parser() -> _Parser:
     train.add_argument("--plot", metavar="PATH",
                        help="draw the cost and accuracy per epoch, and the speed of learning "
                             "of each layer (mean ||dC/db^l||), to PATH (.png; needs "
-                            "matplotlib: pip install \"bpcore[plot]\")")
+                            "matplotlib: pip install matplotlib)")
     train.add_argument("--quiet", action="store_true",
                        help="print only the final test accuracy")
+    train.add_argument("--strict", action="store_true",
+                       help="exit with status 1 if training learnt nothing (after the "
+                            "'bpcore: warning:' line that says why)")
+    train.add_argument("--distributed", action="store_true",
+                       help="train data-parallel over the ranks of an MPI job, e.g. "
+                            "'mpiexec -n 2 bpcore train --distributed' (needs pip install "
+                            "\".[mpi]\" in the bpcore source tree); every rank reads the data, rank 0 prints and "
+                            "writes --save and --plot")
 
     evaluate = command(
         "evaluate", _evaluate, [data, threads],
@@ -159,7 +177,7 @@ def _build_parser() -> _Parser:
     export = command(
         "export", _export, [], "write a saved model as ONNX or as a network2.py file",
         "Convert a model written by 'bpcore train --save' (.npz): to ONNX (.onnx; needs\n"
-        "pip install \"bpcore[onnx]\"), whose graph computes a^L for a batch of examples\n"
+        "pip install \".[onnx]\" in bpcore's source tree), whose graph computes a^L for a batch of examples\n"
         "(input 'input', output 'output'), or to the JSON of Nielsen's network2.py\n"
         "(.json; sigmoid networks with the quadratic or cross-entropy cost only).",
         "examples:\n  bpcore export net.npz net.onnx\n  bpcore export net.npz net.json"
@@ -240,19 +258,28 @@ def _load_data(source: str):
 
 
 def _check_output_path(option: str, path: str | None) -> None:
-    """Fail before any work if the directory of an output file does not exist."""
-    if path is not None and not Path(path).resolve().parent.is_dir():
-        raise FileNotFoundError(f"{option} {path}: directory {Path(path).resolve().parent} "
-                                "does not exist")
+    """Fail before any work if an output file could not be written where it is to go."""
+    if path is None:
+        return
+    directory = Path(path).resolve().parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{option} {path}: directory {directory} does not exist")
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a directory, not a file name")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"{option} {path}: directory {directory} is not writable")
 
 
-def _plot_module():
-    """bpcore.plot, imported now: a missing matplotlib is reported before any work."""
+def _plot_module(path: str):
+    """bpcore.plot, imported now: a missing matplotlib or a format it cannot write
+    (``--plot PATH``'s suffix) is reported before any work."""
     try:
         from . import plot
     except ImportError as exc:
-        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): "
-                          "pip install \"bpcore[plot]\"") from None
+        raise ImportError(f"--plot needs matplotlib ({exc.__cause__ or exc}): pip install "
+                          "matplotlib (or pip install \".[plot]\" in bpcore's source tree)"
+                          ) from None
+    plot.check_path(path, "--plot")
     return plot
 
 
@@ -274,18 +301,17 @@ class _Progress:
     """The fit callback: reports each epoch, and stops early when asked to.
 
     Reports with a tqdm bar (unit: epochs) when stdout is a terminal, else one
-    line per epoch.  With ``patience``, it remembers the parameters of the
-    epoch with the best validation accuracy and returns True (which stops
-    ``fit``) once ``patience`` epochs have passed without improvement.
+    line per epoch.  With ``patience``, a :class:`bpcore.callbacks.EarlyStopping`
+    on the validation accuracy stops ``fit`` once ``patience`` epochs have passed
+    without improvement, and puts back the parameters of the best epoch.
     """
 
     def __init__(self, net: Network, epochs: int, n_train: int, label: str, quiet: bool,
                  patience: int | None):
         self.net, self.epochs, self.n_train, self.label = net, epochs, n_train, label
-        self.patience = patience
         self.history = History()  # until fit hands over its own, live one
-        self.best = (-1.0, 0, None)  # accuracy, epoch, parameters
-        self.stopped = False
+        self.early = None if patience is None else EarlyStopping(net, patience)
+        self.no_progress = False  # a ConvergenceWarning was shown
         self.bar = None
         self.lines = not quiet
         if not quiet and sys.stdout.isatty():
@@ -295,35 +321,34 @@ class _Progress:
 
     def __call__(self, epoch: int, history: History) -> bool:
         self.history = history
-        seconds = history.seconds[-1]
-        speed = self.n_train / max(seconds, 1e-9)
-        cost, val_cost, accuracy = (history.train_cost[-1], history.val_cost[-1],
-                                    history.val_accuracy[-1])
+        accuracy = history.val_accuracy[-1]
         if self.bar is not None:
-            self.bar.set_postfix_str(f"train cost {cost:.4f}, {self.label} accuracy "
-                                     f"{accuracy:.4f}, {speed:,.0f} samples/s", refresh=False)
+            self.bar.set_postfix_str(epoch_postfix(history, self.n_train, self.label),
+                                     refresh=False)
             self.bar.update(1)
         elif self.lines:
-            print(f"epoch {epoch}/{self.epochs}  train cost {cost:.4f}  {self.label} cost "
-                  f"{val_cost:.4f}  {self.label} accuracy {accuracy:.4f}  {seconds:.2f} s  "
-                  f"({speed:,.0f} samples/s)", flush=True)
-        if self.patience is None:
-            return False
-        if accuracy > self.best[0]:
-            self.best = (accuracy, epoch, [a.copy() for a in self.net.weights + self.net.biases])
-        self.stopped = epoch - self.best[1] >= self.patience
-        return self.stopped
+            print(epoch_line(history, epoch, self.epochs, self.n_train, self.label), flush=True)
+        return self.early is not None and self.early(epoch, history)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping ended training (and restored the best epoch)."""
+        return self.early is not None and self.early.stopped_epoch is not None
+
+    def warn(self, message, category, filename, lineno, file=None, line=None) -> None:
+        """``warnings.showwarning`` during training: one line on stderr, below the bar."""
+        text = f"bpcore: warning: {_one_line(str(message))}"
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+        if issubclass(category, ConvergenceWarning):
+            self.no_progress = True
 
     @property
     def epochs_done(self) -> int:
         """Epochs trained so far (also one whose report an interruption cut short)."""
         return len(self.history.train_cost)
-
-    def restore_best(self) -> None:
-        """Put the parameters of the best epoch back into the network."""
-        params = self.best[2]
-        L = self.net.n_layers
-        self.net.weights, self.net.biases = params[:L], params[L:]
 
     def close(self) -> None:
         if self.bar is not None:
@@ -361,15 +386,47 @@ def _hold_out(X, y, fraction: float, seed: int):
     return X[train], y[train], X[val], y[val]
 
 
+def _mpi_world():
+    """MPI.COMM_WORLD for --distributed (mpi4py imported only then)."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(f"--distributed needs mpi4py and an MPI library ({exc}): pip install "
+                          "\".[mpi]\" in bpcore's source tree, then run 'mpiexec -n 2 bpcore train --distributed'"
+                          ) from None
+    return MPI.COMM_WORLD
+
+
+def _load_data_in_turn(source: str, comm):
+    """_load_data on every rank, rank 0 first: a download into the cache happens once."""
+    if comm is None:
+        return _load_data(source)
+    loaded, error = None, None
+    if comm.Get_rank() == 0:
+        try:
+            loaded = _load_data(source)
+        except Exception as exc:
+            error = exc
+    failure = comm.bcast(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    if failure is not None:
+        raise DistributedError(f"rank 0 could not read the data: {failure}")
+    return loaded if loaded is not None else _load_data(source)
+
+
 def _train(args: argparse.Namespace) -> int:
     _check_train_args(args)
+    comm = _mpi_world() if args.distributed else None
+    if comm is not None and comm.Get_rank() != 0:  # rank 0 speaks for all
+        args.quiet, args.save, args.plot = True, None, None
     names = args.activations.split(",")
     net = Network(args.sizes, activations=names[0] if len(names) == 1 else names,
                   cost=args.cost, dtype=args.dtype, init=args.init, seed=args.seed,
                   num_threads=args.threads)
-    plot = _plot_module() if args.plot else None
+    plot = _plot_module(args.plot) if args.plot else None
 
-    (X, y), (X_test, y_test), source = _load_data(args.data)
+    (X, y), (X_test, y_test), source = _load_data_in_turn(args.data, comm)
     if args.validation_split is None:
         X_val, y_val, label = X_test, y_test, "test"
     else:
@@ -379,6 +436,8 @@ def _train(args: argparse.Namespace) -> int:
         held_out = "" if args.validation_split is None else f", {len(X_val):,} validation"
         threads = (f"{net.num_threads} thread(s)" if build_info()["openmp"]
                    else "1 thread (built without OpenMP)")
+        if comm is not None:
+            threads = f"{comm.Get_size()} MPI ranks x {threads}"
         print(f"bpcore {__version__}: {source} ({len(X):,} train{held_out}, {len(X_test):,} "
               f"test); sizes {','.join(map(str, args.sizes))}, {args.activations}, "
               f"{args.cost} cost; {net.dtype.name}, {threads}", flush=True)
@@ -386,17 +445,21 @@ def _train(args: argparse.Namespace) -> int:
     progress = _Progress(net, args.epochs, len(X), label, args.quiet, args.early_stopping)
     interrupted = False
     try:
-        net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
-                momentum=args.momentum, validation_data=(X_val, y_val), callback=progress,
-                record_grad_norms=plot is not None)
+        with warnings.catch_warnings():
+            warnings.showwarning = progress.warn
+            net.fit(X, y, args.epochs, args.batch_size, args.lr, l2=args.l2,
+                    momentum=args.momentum, validation_data=(X_val, y_val), callback=progress,
+                    record_grad_norms=plot is not None, comm=comm)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         progress.close()
+    if interrupted and progress.epochs_done == 0:
+        print("bpcore: interrupted before the first epoch completed; nothing saved",
+              file=sys.stderr, flush=True)
+        return 130
 
     stopped = progress.stopped
-    if stopped:
-        progress.restore_best()
     saved = []
     if args.save:
         net.save(args.save)
@@ -405,18 +468,24 @@ def _train(args: argparse.Namespace) -> int:
         plot.plot_history(progress.history, args.plot, validation_label=label)
         saved.append(f"saved training curves to {args.plot}")
     if interrupted:
+        if comm is not None and comm.Get_rank() != 0:
+            return 130
         print("; ".join([f"bpcore: interrupted after epoch {progress.epochs_done}", *saved]),
               file=sys.stderr, flush=True)
         return 130
     if stopped and not args.quiet:
-        accuracy, best_epoch, _ = progress.best
         print(f"early stopping after epoch {progress.epochs_done}: validation accuracy has not "
-              f"improved for {args.early_stopping} epoch(s); keeping epoch {best_epoch} "
-              f"(validation accuracy {accuracy:.4f})")
-    print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
+              f"improved for {args.early_stopping} epoch(s); keeping epoch "
+              f"{progress.early.best_epoch} (validation accuracy {progress.early.best:.4f})")
+    if comm is None or comm.Get_rank() == 0:
+        print(f"test accuracy: {net.evaluate(X_test, y_test):.4f}")
     if not args.quiet:
         for line in saved:
             print(line)
+    if args.strict and progress.no_progress:
+        print("bpcore: error: --strict: training made no progress (see the warning above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -448,16 +517,19 @@ def _read_examples(path: str, n_inputs: int) -> np.ndarray:
     try:
         if suffix == ".npy":
             with open(path, "rb") as file:  # np.load would leak its own on a broken zip
+                # np.load takes anything else for a pickle, and advises allow_pickle=True
+                if file.read(6) not in (b"", b"\x93NUMPY"):  # empty: np.load says so
+                    raise ValueError("it does not start with the .npy header")
+                file.seek(0)
                 X = np.load(file, allow_pickle=False)
-                if isinstance(X, np.lib.npyio.NpzFile):  # np.load reads any zip as .npz
-                    X.close()
-                    raise ValueError("it is an .npz archive, not one array")
         else:
             with warnings.catch_warnings():  # an empty file is reported below
                 warnings.simplefilter("ignore", UserWarning)
                 X = np.loadtxt(path, delimiter=",", ndmin=2)
-    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a {suffix} file of numbers ({exc})") from None
+    except (ValueError, EOFError) as exc:
+        why = ("it holds Python objects (an object array)" if "pickle" in str(exc).lower()
+               else exc)
+        raise ValueError(f"{path}: not a {suffix} file of numbers ({why})") from None
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{path}: expected numbers, got an array of dtype {X.dtype}")
     if X.ndim == 1 and X.size == n_inputs:
@@ -592,7 +664,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     _check_output_path("--plot", args.plot)
-    plot = _plot_module() if args.plot else None
+    plot = _plot_module(args.plot) if args.plot else None
 
     print(f"bpcore {info['version']}: OpenMP {'on' if info['openmp'] else 'off'}, compile args "
           f"{info['compile_args']}; {args.samples:,} synthetic examples per epoch, median of "
@@ -604,8 +676,10 @@ def _bench(args: argparse.Namespace) -> int:
         for t in threads:
             net = Network(config.sizes, config.activations, config.cost, config.dtype, seed=0,
                           num_threads=t)
-            seconds = net.fit(X, Y, 1 + _TIMED_EPOCHS, config.batch_size, config.lr,
-                              shuffle=False).seconds[1:]
+            with warnings.catch_warnings():  # timing, not learning: 4 epochs teach little
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                seconds = net.fit(X, Y, 1 + _TIMED_EPOCHS, config.batch_size, config.lr,
+                                  shuffle=False).seconds[1:]
             speed = args.samples / statistics.median(seconds)
             rows.append({"config": config.name, "implementation": "bpcore",
                          "threads": net.num_threads, "samples_per_s": speed})
@@ -632,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors (running out of memory too) print one line ``bpcore: error: <message>``
     to stderr and give 2; a training run that diverges, or a gradient check that
-    fails, gives 1; one interrupted by Ctrl-C 130.  With ``--debug`` errors
+    fails, gives 1, as does ``train --strict`` that made no progress; one
+    interrupted by Ctrl-C 130.  With ``--debug`` errors
     propagate, with their traceback.
     """
     parser = _build_parser()
@@ -644,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, ImportError, DivergenceError, MemoryError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, DivergenceError, MemoryError,
+            DistributedError) as exc:
         if args.debug:
             raise
         # NumPy's MemoryError says what it failed to allocate; say that it is one

@@ -21,7 +21,7 @@ import http.client
 import math
 import os
 import pickle
-import tempfile
+import secrets
 import zlib
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -348,6 +348,35 @@ class _DownloadError(Exception):
         self.reasons = reasons
 
 
+def _create_beside(path: str | os.PathLike, prefix: str, suffix: str) -> tuple[int, str]:
+    """``(fd, name)`` of a new file, opened for writing, in the directory of ``path``.
+
+    For writing a file under a temporary name and renaming it over ``path``.
+    Unlike ``tempfile.mkstemp`` (mode 0600) the file gets the permissions a
+    plain ``open(path, "w")`` would give: those of ``path`` if it exists, else
+    0666 less the process's umask (applied by the system as it creates the file).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_NOFOLLOW", 0))
+    for _ in range(100):
+        name = os.path.join(directory, f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            fd = os.open(name, flags, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            os.chmod(name, os.stat(path).st_mode & 0o7777)  # replacing: keep its mode
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            os.unlink(name)
+            raise
+        return fd, name
+    raise FileExistsError(f"no free temporary name in {directory}")  # pragma: no cover
+
+
 def _download(source: _Source, filename: str, directory: Path) -> None:
     """Fetch ``filename`` into ``directory`` from the first mirror that serves it intact.
 
@@ -359,7 +388,7 @@ def _download(source: _Source, filename: str, directory: Path) -> None:
     expected, reasons = source.digests[filename], []
     for mirror in source.mirrors:
         url = mirror + filename
-        fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+        fd, tmp = _create_beside(directory / filename, f".{filename}.", ".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 digest = _fetch(url, out, source.algorithm, filename)

@@ -9,7 +9,6 @@ without the GIL: one call per epoch in ``fit``, never one per mini-batch.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -22,19 +21,17 @@ from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
 from ._checks import as_path
+from .datasets import _create_beside
 
 #: Whether the kernels were built with OpenMP (fixed for the process).
 _OPENMP = _kernels.compiled_info()["openmp"]
 
 #: Work per mini-batch step below which a network runs on one thread, whatever
 #: its ``num_threads`` (results do not depend on the count, only the speed does:
-#: the issue's rule "never slower with 2 threads").  A step's two barriers and the parameters
-#: and activations that move between the cores' caches cost tens of microseconds;
-#: measured on a 2-core EPYC, 784-30-10 at batch 10 (1.4 MFLOP a step) gained at
-#: most 1.15x from a second thread and lost 2x when the host was busy, while
-#: 784-100-10 at batch 32 (15 MFLOP) gained 1.4x.  With another process on the
-#: second core, each barrier can wait a scheduler time slice: 784-30-10 then ran
-#: 300x slower on two threads than on one.
+#: "never slower with 2 threads").  Handing pieces of a step to a second core costs
+#: the parameters and activations that move between the cores' caches and the
+#: waits for the last piece, a few microseconds per step; below this size that is
+#: more than the second core saves (docs/performance.md has the measurements).
 _MIN_PARALLEL_FLOP = 4_000_000
 
 #: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
@@ -104,6 +101,8 @@ class Network(BaseNetwork):
     # The kernels multiply every delta by every input, zeros included: a non-finite
     # input leaves W^1 non-finite after the first epoch (bpcore._data).
     _training_proves_inputs_finite = True
+
+    _trains_over_mpi = True
 
     def __init__(self, sizes, activations="sigmoid", cost="quadratic", dtype="float64",
                  init="scaled_gaussian", seed=None, num_threads=None):
@@ -221,12 +220,6 @@ class Network(BaseNetwork):
         finally:
             self._busy.release()
 
-    def fit(self, X, Y, epochs, batch_size, lr=None, **options) -> History:
-        with self._exclusive():
-            return super().fit(X, Y, epochs, batch_size, lr, **options)
-
-    fit.__doc__ = BaseNetwork.fit.__doc__
-
     def _threads_for(self, rows: int) -> int:
         """Threads for a pass over mini-batches of ``rows`` examples: the network's
         count, or one when a step is under ``_MIN_PARALLEL_FLOP``."""
@@ -251,19 +244,24 @@ class Network(BaseNetwork):
     def _example_costs(self, X, Y):
         return self._forward_call(X, Y)[1]
 
-    def _gradient_sum(self, X, Y, sample_weight=None) -> np.ndarray:
+    def _gradient_sum(self, X, Y, sample_weight=None, *, costs=None, workspace=None,
+                      out=None) -> np.ndarray:
         """sum over the rows x of X of w_x dC_x/dtheta, a flat buffer in the layout of
         ``_params`` (aligned; its gaps zero), for data-parallel training to allreduce.
 
         X, Y and ``sample_weight`` (None: w = 1) are taken as they are: C-contiguous,
-        of the network's dtype, checked by the caller.
+        of the network's dtype, checked by the caller.  ``costs`` (or None) receives
+        each row's C_x; ``workspace`` (Z, A, D of at least len(X) rows) and ``out``
+        (an aligned buffer like ``_params``, gaps zero) are used instead of new ones,
+        as bpcore.distributed does at every step.
         """
         n = X.shape[0]
-        grads = _aligned(self._layout.n_params, self.dtype)
+        grads = _aligned(self._layout.n_params, self.dtype) if out is None else out
         w = None if sample_weight is None else np.ascontiguousarray(sample_weight, self.dtype)
+        Z, A, D = workspace if workspace is not None else (self._scratch(n) for _ in range(3))
         with self._exclusive():
-            _kernels.gradient(self._layout, self._params, grads, X, Y, w, self._scratch(n),
-                              self._scratch(n), self._scratch(n), self._threads_for(n))
+            _kernels.gradient(self._layout, self._params, grads, X, Y, w, Z, A, D,
+                              self._threads_for(n), costs)
         return grads
 
     def _apply_update(self, grad_sum: np.ndarray, scale: float, optimizer) -> None:
@@ -328,6 +326,9 @@ class Network(BaseNetwork):
         Holds ``format_version``, ``sizes``, ``activations``, ``cost``, ``dtype``
         and ``w1..wL``, ``b1..bL``.  The file is written next to ``path`` and
         renamed over it, so an interrupted save never leaves a half-written model.
+        It gets the permissions ``open(path, "w")`` would give it (those of the
+        file it replaces, else 0666 less the umask).  Raises
+        ``FileNotFoundError`` if the directory of ``path`` does not exist.
         """
         path = as_path("path", path)
         arrays = {
@@ -341,7 +342,10 @@ class Network(BaseNetwork):
             arrays[f"w{l}"] = w
             arrays[f"b{l}"] = b
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".bpcore-", suffix=".tmp", dir=directory)
+        if not os.path.isdir(directory):  # else the error would name the temporary file
+            raise FileNotFoundError(f"cannot save to {path!r}: directory {directory!r} does "
+                                    "not exist")
+        fd, tmp = _create_beside(path, ".bpcore-", ".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
@@ -363,11 +367,16 @@ class Network(BaseNetwork):
         try:
             # opened here, not by np.load, which leaks its file when the zip is unreadable
             with open(path, "rb") as file:
-                archive = np.load(file, allow_pickle=False)
-                if not isinstance(archive, np.lib.npyio.NpzFile):
+                # np.load takes what is neither a zip nor a .npy for a pickle, and its
+                # refusal suggests allow_pickle=True: advice never to give about a model file
+                magic = file.read(len(_NPY_MAGIC))
+                file.seek(0)
+                if magic == _NPY_MAGIC:
                     raise ValueError("it holds a single .npy array, not an .npz archive")
-                with archive:
-                    contents = {name: archive[name] for name in archive.files}
+                if not magic.startswith(_ZIP_MAGIC):
+                    raise ValueError("it is not an .npz archive (a zip file)")
+                with np.load(file, allow_pickle=False) as archive:
+                    contents = {name: _member(archive, name) for name in archive.files}
             for name, value in contents.items():
                 if not isinstance(value, np.ndarray):
                     raise ValueError(f"member {name!r} is not a .npy array")
@@ -431,6 +440,21 @@ class Network(BaseNetwork):
         net.weights = [contents[f"w{l}"] for l in range(1, L + 1)]
         net.biases = [contents[f"b{l}"] for l in range(1, L + 1)]
         return net
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a member first, or an empty archive
+
+
+def _member(archive, name: str):
+    """``archive[name]``; a member np.load refuses to read without pickle is reported as such."""
+    try:
+        return archive[name]
+    except ValueError as exc:
+        if "pickle" not in str(exc).lower():
+            raise
+        raise ValueError(f"member {name!r} holds Python objects (an object array), which a "
+                         "model file never does") from None
 
 
 def _unpickle(cls, sizes, activations, cost, dtype, init, num_threads, state):

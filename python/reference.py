@@ -58,28 +58,41 @@ SIGMA_PRIME = {
 }
 
 
-def example_cost(cost: str, z, a, y) -> float:
-    """C_x for one example, evaluated in float64."""
-    z, a, y = (np.asarray(v, dtype=np.float64) for v in (z, a, y))
-    if cost == "quadratic":
-        return 0.5 * np.sum((a - y) ** 2)
-    if cost == "squared_error":
-        return np.sum((a - y) ** 2)
-    if cost == "cross_entropy":
-        # -y ln a - (1 - y) ln(1 - a) with a = sigmoid(z), rewritten in z to stay finite
-        return np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
-    # log_likelihood: -sum_j y_j ln a_j, ln a_j = z_j - logsumexp(z)
+def _log_likelihood(z, a, y):
+    # -sum_j y_j ln a_j, ln a_j = z_j - logsumexp(z)
     logsumexp = np.max(z) + np.log(np.sum(np.exp(z - np.max(z))))
     return np.sum(np.where(y != 0, y * (logsumexp - z), 0.0))
 
 
+#: C_x(z^L, a^L, y) of one example, by cost name.
+COST = {
+    "quadratic": lambda z, a, y: 0.5 * np.sum((a - y) ** 2),
+    "squared_error": lambda z, a, y: np.sum((a - y) ** 2),
+    # -y ln a - (1 - y) ln(1 - a) with a = sigmoid(z), rewritten in z to stay finite
+    "cross_entropy": lambda z, a, y: np.sum(np.maximum(z, 0) - z * y
+                                            + np.log1p(np.exp(-np.abs(z)))),
+    "log_likelihood": _log_likelihood,
+}
+
+#: delta^L = dC_x/da^L (.) sigma'(z^L) by cost name, as f(activation, z, a, y); the
+#: fused form a - y where sigma' cancels (sigmoid + cross_entropy, softmax + log_likelihood).
+OUTPUT_ERROR = {
+    "quadratic": lambda act, z, a, y: (a - y) * SIGMA_PRIME[act](z),
+    "squared_error": lambda act, z, a, y: 2 * (a - y) * SIGMA_PRIME[act](z),
+    "cross_entropy": lambda act, z, a, y: a - y,
+    "log_likelihood": lambda act, z, a, y: a - y,
+}
+
+
+def example_cost(cost: str, z, a, y) -> float:
+    """C_x for one example, evaluated in float64."""
+    z, a, y = (np.asarray(v, dtype=np.float64) for v in (z, a, y))
+    return COST[cost](z, a, y)
+
+
 def output_error(cost: str, activation: str, z, a, y):
     """delta^L = dC_x/da^L (.) sigma'(z^L), in its fused form a - y where sigma' cancels."""
-    if cost == "quadratic":
-        return (a - y) * SIGMA_PRIME[activation](z)
-    if cost == "squared_error":
-        return 2 * (a - y) * SIGMA_PRIME[activation](z)
-    return a - y  # cross_entropy with sigmoid, log_likelihood with softmax
+    return OUTPUT_ERROR[cost](activation, z, a, y)
 
 
 def sgd(p, g, buffers, t, hp):
@@ -228,5 +241,5 @@ class Network(BaseNetwork):
         return np.array(costs)
 
 
-__all__ = ["Network", "History", "DivergenceError", "SIGMA", "SIGMA_PRIME", "example_cost",
-           "output_error", "UPDATE_RULES", "sgd", "sgd_velocity", "adam"]
+__all__ = ["Network", "History", "DivergenceError", "SIGMA", "SIGMA_PRIME", "COST",
+           "OUTPUT_ERROR", "example_cost", "output_error", "UPDATE_RULES", "sgd", "sgd_velocity", "adam"]

@@ -1,6 +1,7 @@
 """Shared fixtures and helpers of bpcore's test suite."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,12 @@ settings.register_profile(
 # own max_examples scale it from settings.default.max_examples to follow the profile.
 settings.register_profile("long", parent=settings.get_profile("bpcore"), max_examples=2000)
 settings.load_profile("bpcore")
+
+#: tests/distributed/ runs on every rank of an MPI launcher (``mpiexec -n 2 python -m
+#: pytest tests/distributed``, which tests/test_distributed.py starts); a run of the
+#: whole suite in one process leaves that folder to it.
+_UNDER_MPI = any(name in os.environ for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"))
+collect_ignore = [] if _UNDER_MPI else ["distributed"]
 
 #: Where the real MNIST files live: ``shared/data/mnist`` beside the repository
 #: checkout (the repository is cloned next to ``shared/`` in CI).

@@ -219,7 +219,8 @@ def test_plot_without_matplotlib_fails_before_training(capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("bpcore: error: --plot needs matplotlib")
-    assert err.endswith('pip install "bpcore[plot]"\n')
+    assert err.endswith("pip install matplotlib (or pip install \".[plot]\" in bpcore's source "
+                        "tree)\n")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -490,3 +491,51 @@ def test_bench_plot(capsys, tmp_path):
                  "--plot", "bench.png"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "saved the chart to bench.png"
     assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+# -- what a new user tripped over (issue 13) -----------------------------------------------
+def test_version(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--version"])
+    assert excinfo.value.code == 0
+    assert capsys.readouterr().out == f"bpcore {bpcore.__version__}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--plot", "out.jpgg"], "--plot out.jpgg: matplotlib cannot write '.jpgg' files; use a "
+                             "suffix from "),
+    (["--plot", "."], "--plot .: is a directory"),
+    (["--save", "."], "--save .: is a directory"),
+])
+def test_bad_output_paths_fail_before_training(capsys, monkeypatch, argv, message):
+    pytest.importorskip("matplotlib")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fit was called")
+
+    monkeypatch.setattr(Network, "fit", no_training)
+    assert main(SMALL + argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("bpcore: error: " + message), err
+
+
+def test_no_progress_warns_and_strict_exits_1(capsys):
+    argv = SMALL + ["--epochs", "2", "--lr", "1e6"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    warning = [line for line in err.splitlines() if line.startswith("bpcore: warning: ")]
+    assert len(warning) == 1 and "no progress" in warning[0] and "lower the learning rate" in \
+        warning[0], err
+    assert out.splitlines()[-1].startswith("test accuracy: ")
+    assert main(argv + ["--strict"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1].startswith("test accuracy: ")
+    assert err.splitlines()[-1] == ("bpcore: error: --strict: training made no progress (see "
+                                    "the warning above)")
+
+
+def test_strict_passes_a_healthy_run(capsys):
+    assert main(SMALL + ["--epochs", "2", "--strict"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+

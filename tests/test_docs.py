@@ -32,7 +32,7 @@ MUST_HAVE_CODE = [ROOT / "README.md", ROOT / "docs" / "tutorial.md"]
 
 #: Optional top-level modules a documented example may need, by the extra providing them.
 OPTIONAL = {"matplotlib": "plot", "sklearn": "sklearn", "torch": "bench", "onnx": "onnx",
-            "onnxruntime": "test"}
+            "onnxruntime": "test", "mpi4py": "mpi"}
 #: bpcore modules that need an optional module.
 NEEDS = {"bpcore.plot": "matplotlib", "bpcore.sklearn": "sklearn"}
 

@@ -58,8 +58,11 @@ CLASSES = (bpcore.Network, reference.Network)
 INITS = ("gaussian", "scaled_gaussian", "xavier", "he")
 F32_MAX = float(np.finfo(np.float32).max)
 
-# A warning on the way (an overflowing cast, an invalid value) is a defect too.
-pytestmark = pytest.mark.filterwarnings("error")
+# A warning on the way (an overflowing cast, an invalid value) is a defect too; not
+# bpcore.ConvergenceWarning, fit's verdict that random data taught a network nothing
+# (tests/test_convergence_warning.py tests when it is given).
+pytestmark = [pytest.mark.filterwarnings("error"),
+              pytest.mark.filterwarnings("ignore::bpcore.ConvergenceWarning")]
 
 #: The largest input magnitude at which the small networks drawn here cannot overflow,
 #: even in float32.  Widths <= 5, depth L <= 3 and |w|, |b| < 6 (draws of standard

@@ -34,8 +34,8 @@ def _n_params(net):
 def _scaled_layer(cls, layer, factor):
     """A subclass of cls whose backprop multiplies dC/dW^layer and dC/db^layer by factor."""
     class WrongGradient(cls):
-        def _gradient(self, X, Y):
-            nabla_b, nabla_w = super()._gradient(X, Y)
+        def _gradient(self, X, Y, w=None):
+            nabla_b, nabla_w = super()._gradient(X, Y, w)
             nabla_b[layer - 1] = nabla_b[layer - 1] * factor
             nabla_w[layer - 1] = nabla_w[layer - 1] * factor
             return nabla_b, nabla_w
@@ -112,8 +112,8 @@ def test_a_gradient_off_by_one_percent_is_flagged_in_its_layer(cls, layer):
 
 def test_one_wrong_bias_entry_is_flagged():
     class OneWrongBias(bpcore.Network):
-        def _gradient(self, X, Y):
-            nabla_b, nabla_w = super()._gradient(X, Y)
+        def _gradient(self, X, Y, w=None):
+            nabla_b, nabla_w = super()._gradient(X, Y, w)
             nabla_b[1][2] += 1e-3
             return nabla_b, nabla_w
 

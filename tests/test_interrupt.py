@@ -64,3 +64,28 @@ def test_sigint_stops_fit_and_restores_last_epoch(tmp_path):
     assert report[0] == "caught" and report[-2:] == ["same", "True"], out
     assert int(report[3]) >= 1
     print(f"interrupt latency: {float(report[1]) - sent:.3f} s")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child on Windows")
+def test_ctrl_c_in_the_first_epoch_of_the_cli_saves_nothing(tmp_path):
+    # A network large enough that its first epoch on the shipped subset takes seconds; the
+    # header is printed just before fit starts.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bpcore", "train", "--sizes", "784,1500,1500,10", "--epochs",
+         "3", "--threads", "1", "--save", "model.npz", "--plot", "curves.png"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        header = child.stdout.readline()
+        assert header.startswith("bpcore "), header
+        time.sleep(0.3)  # inside fit's first epoch
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert out == "", out  # no epoch was reported
+    assert "saved model" not in err and "Traceback" not in err, err
+    assert err.startswith("bpcore: interrupted"), err
+    assert not (tmp_path / "model.npz").exists() and not (tmp_path / "curves.png").exists()
