@@ -23,12 +23,14 @@ import time
 import numpy as np
 
 import bpcore
+from bpcore.optim import for_fit
 from configs import get_configs
 
 
-def bare_epoch(net, X, Y, config, order, workspace):
-    """One epoch through the kernels, with none of fit's checks (private API)."""
-    net._train_epoch(X, Y, order, config.batch_size, config.lr, 0.0, 0.0, workspace)
+def bare_epoch(net, X, Y, config, order, workspace, optimizer):
+    """One epoch through the kernels, with none of fit's checks (private API: the
+    arguments ``fit`` passes to ``_train_epoch``)."""
+    net._train_epoch(X, Y, order, config.batch_size, optimizer, None, workspace)
 
 
 def measure(config, n, threads, repeats, variants):
@@ -43,7 +45,8 @@ def measure(config, n, threads, repeats, variants):
         inputs[f"X as {np.dtype(other).name}"] = (X.astype(other), Y)
         inputs["X Fortran-ordered"] = (np.asfortranarray(X), Y)
         inputs["Y as integer labels"] = (X, Y.argmax(axis=1))
-    calls = {"epoch": lambda: bare_epoch(net, X, Y, config, order, workspace)}
+    optimizer = for_fit(config.lr, None, 0.0, 0.0, n)  # what fit(lr=) trains with
+    calls = {"epoch": lambda: bare_epoch(net, X, Y, config, order, workspace, optimizer)}
     for label, (x, y) in inputs.items():
         calls[f"fit, {label}"] = (lambda x=x, y=y: net.fit(
             x, y, epochs=1, batch_size=config.batch_size, lr=config.lr, shuffle=True))

@@ -223,4 +223,6 @@ def as_targets(Y, n: int, arch: Architecture, name: str = "Y") -> np.ndarray:
 
 def epoch_order(rng: np.random.Generator, n: int, shuffle: bool) -> np.ndarray:
     """The order in which one epoch visits the n training examples."""
-    return rng.permutation(n).astype(np.intp) if shuffle else np.arange(n, dtype=np.intp)
+    if not shuffle:
+        return np.arange(n, dtype=np.intp)
+    return rng.permutation(n).astype(np.intp, copy=False)  # int64: already intp on 64 bits
