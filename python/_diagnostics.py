@@ -74,10 +74,13 @@ _STACKLEVEL = 5
 
 def typical_scale(X: np.ndarray) -> float:
     """The 99th percentile of |x| over the entries of evenly spaced rows, about
-    ``_SCALE_ENTRIES`` of them (at least one row)."""
+    ``_SCALE_ENTRIES`` of them (at least one row); NaN when a sampled entry is not
+    finite (``fit`` refuses such an X itself, so there is nothing to judge)."""
     n_rows = max(1, _SCALE_ENTRIES // max(1, X.shape[1]))
-    rows = X[::max(1, -(-X.shape[0] // n_rows))]
-    return float(np.percentile(np.abs(rows), 99))
+    rows = np.abs(X[::max(1, -(-X.shape[0] // n_rows))])
+    if not np.isfinite(rows).all():
+        return float("nan")
+    return float(np.percentile(rows, 99))
 
 
 def constant_cost(cost: str, output_activation: str, Y: np.ndarray, weights=None) -> float:
@@ -143,7 +146,8 @@ class ProgressCheck:
         self._warn(f"{what} {self._cause(stuck >= _STUCK_ROWS)}")
 
     def _off_scale(self) -> bool:
-        return self.scale > 0 and not _SCALE_RANGE[0] <= self.scale <= _SCALE_RANGE[1]
+        return (np.isfinite(self.scale) and self.scale > 0
+                and not _SCALE_RANGE[0] <= self.scale <= _SCALE_RANGE[1])
 
     def _probe(self):
         """Up to ``_PROBE_ROWS`` evenly spaced rows of X and Y."""

@@ -23,13 +23,13 @@ def test_to_dataframe_has_one_row_per_epoch():
     frame = history.to_dataframe()
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.index) == [1, 2, 3] and frame.index.name == "epoch"
-    assert list(frame.columns) == ["train_cost", "val_cost", "val_accuracy", "seconds",
+    assert list(frame.columns) == ["train_cost", "val_cost", "val_accuracy", "seconds", "lr",
                                    "grad_norm_1", "grad_norm_2"]
     assert frame["train_cost"].tolist() == history.train_cost
     assert frame["val_accuracy"].tolist() == history.val_accuracy
     assert frame["grad_norm_2"].tolist() == [epoch[1] for epoch in history.grad_norms]
     plain = _history(validation=False, norms=False).to_dataframe()
-    assert list(plain.columns) == ["train_cost", "seconds"]
+    assert list(plain.columns) == ["train_cost", "seconds", "lr"]
     assert len(bpcore.History().to_dataframe()) == 0
 
 
@@ -51,6 +51,6 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.delattr(bpcore, "plot", raising=False)
     for name in ["matplotlib", *(m for m in sys.modules if m.startswith("matplotlib."))]:
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ImportError, match=r'History.plot needs matplotlib: pip install "bpcore\[plot\]"'):
+    with pytest.raises(ImportError, match=r'History.plot needs matplotlib: pip install "\.\[plot\]"'):
         bpcore.History().plot()
 
