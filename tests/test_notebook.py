@@ -23,13 +23,14 @@ def test_to_dataframe_has_one_row_per_epoch():
     frame = history.to_dataframe()
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.index) == [1, 2, 3] and frame.index.name == "epoch"
-    assert list(frame.columns) == ["train_cost", "val_cost", "val_accuracy", "seconds",
+    assert list(frame.columns) == ["train_cost", "val_cost", "val_accuracy", "seconds", "lr",
                                    "grad_norm_1", "grad_norm_2"]
     assert frame["train_cost"].tolist() == history.train_cost
     assert frame["val_accuracy"].tolist() == history.val_accuracy
     assert frame["grad_norm_2"].tolist() == [epoch[1] for epoch in history.grad_norms]
     plain = _history(validation=False, norms=False).to_dataframe()
-    assert list(plain.columns) == ["train_cost", "seconds"]
+    assert list(plain.columns) == ["train_cost", "seconds", "lr"]
+    assert plain["lr"].tolist() == [0.5] * 3
     assert len(bpcore.History().to_dataframe()) == 0
 
 
