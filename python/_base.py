@@ -30,7 +30,7 @@ from . import distributed as _distributed
 from ._config import Architecture, init_parameters, make_architecture, make_rngs
 from ._checks import check_bool, check_fit_args
 from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
-                    epoch_order)
+                    epoch_order, non_finite_first)
 from ._interop import InteropMixin
 from ._notebook import HistoryMixin
 from ._progress import EpochReport
@@ -294,23 +294,23 @@ class BaseNetwork(InteropMixin):
         shuffle, verbose = check_bool("shuffle", shuffle), check_bool("verbose", verbose)
         progress = check_bool("progress", progress)
         record_grad_norms = check_bool("record_grad_norms", record_grad_norms)
-        X, Y = self._inputs_and_targets(X, Y, defer_finite_check=True)
-        n = X.shape[0]
-        optimizer = for_fit(lr, optimizer, momentum, l2, n)
-        weights = fit_weights(sample_weight, class_weight, Y)
-        factors = step_factors(weights, self.dtype)
-        validation = self._validation_set(validation_data)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-        # X's finiteness, the last check: the first epoch proves it (bpcore._data)
+        # X's finiteness is proven by the first epoch (bpcore._data), or refused if a
+        # later check fails meanwhile
         proven_by_training = self._training_proves_inputs_finite
-        if not proven_by_training:
-            check_finite("X", X)
-        rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
-        batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
-        schedule = check_schedule(schedule)
-        saver = Checkpointer.for_fit(checkpoint, checkpoint_every, resume, self,
-                                     {"n_examples": n, "batch_size": batch_size})
+        X, Y = self._inputs_and_targets(X, Y, defer_finite_check=proven_by_training)
+        with non_finite_first("X", X, proven_by_training):
+            n = X.shape[0]
+            optimizer = for_fit(lr, optimizer, momentum, l2, n)
+            weights = fit_weights(sample_weight, class_weight, Y)
+            factors = step_factors(weights, self.dtype)
+            validation = self._validation_set(validation_data)
+            if callback is not None and not callable(callback):
+                raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+            rng = self._shuffle_rng if seed is None else make_rngs(seed)[1]
+            batch_size = min(batch_size, n)  # a larger one is one batch of all: same steps
+            schedule = check_schedule(schedule)
+            saver = Checkpointer.for_fit(checkpoint, checkpoint_every, resume, self,
+                                         {"n_examples": n, "batch_size": batch_size})
         # One snapshot buffer per state array for all epochs: a fresh copy per epoch
         # would be page-faulted anew in every epoch (hundreds of MB for a large network).
         self._bind_optimizer(optimizer)
@@ -419,11 +419,12 @@ class BaseNetwork(InteropMixin):
     # -- argument handling ---------------------------------------------------------
     def _inputs_and_targets(self, X, Y, names=("X", "Y"), defer_finite_check=False):
         X, single = as_inputs(X, self._arch, names[0], defer_finite_check=defer_finite_check)
-        if single:  # Y of one example: its targets (floats), or its label
-            Y = _as_array(names[1], Y)
-            if Y.ndim < 2:
-                Y = Y.reshape(1, -1) if Y.dtype.kind == "f" else Y.reshape(-1)
-        return X, as_targets(Y, X.shape[0], self._arch, names[1])
+        with non_finite_first(names[0], X, defer_finite_check):
+            if single:  # Y of one example: its targets (floats), or its label
+                Y = _as_array(names[1], Y)
+                if Y.ndim < 2:
+                    Y = Y.reshape(1, -1) if Y.dtype.kind == "f" else Y.reshape(-1)
+            return X, as_targets(Y, X.shape[0], self._arch, names[1])
 
     def _validation_set(self, validation_data):
         """(X, targets, labels) from validation_data, or None."""

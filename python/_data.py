@@ -28,14 +28,17 @@ sizeable share of an epoch, so:
   of the first epoch, which visits every row.  ``fit`` then restores the
   network and its shuffling generator and refuses X exactly as the up-front
   check would have.  This needs the kernels to multiply every delta by every
-  input, zeros included (no skipping of zero deltas); ``test_bad_input``'s
-  ``test_fit_refuses_non_finite_X_found_by_training`` checks it for every
-  activation, cost, dtype and position.  The reference, whose NumPy BLAS may
-  skip zero multipliers, checks up front, at the same point in the order of
-  checks, so both raise the same error.
+  input, zeros included (no skipping of zero deltas);
+  ``tests/test_input_checks.py`` checks it for every activation, cost, dtype,
+  optimizer, sample weight and position.  Should a later check of ``fit`` fail
+  (Y, the validation data, the optimizer ...) while X is not finite, X is
+  refused instead (:func:`non_finite_first`): the errors come in the order of
+  an up-front check.  The reference, whose NumPy BLAS may skip zero
+  multipliers, checks X up front.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING
 
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
     from ._config import Architecture
 
 __all__ = ["all_finite", "as_inputs", "as_labels", "as_targets", "check_finite", "epoch_order",
-           "one_hot"]
+           "non_finite_first", "one_hot"]
 
 #: Rows of X are converted this many bytes of output at a time: a block stays in the
 #: cache (L2) between its conversion and its finiteness check.
@@ -94,11 +97,31 @@ def all_finite(arr: np.ndarray) -> bool:
     return bool(np.isfinite(arr).all())
 
 
+def _non_finite_error(name: str, arr: np.ndarray) -> ValueError:
+    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    return ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
     """ValueError if the float array holds NaN or inf, saying how many."""
     if not all_finite(arr):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+        raise _non_finite_error(name, arr)
+
+
+@contextlib.contextmanager
+def non_finite_first(name: str, arr: np.ndarray, deferred: bool = True):
+    """Around the checks that follow ``arr``'s when its finiteness check is ``deferred``:
+    if one of them fails while ``arr`` is not finite, ``arr`` is refused instead, as
+    the up-front check would have done first."""
+    if not deferred:
+        yield
+        return
+    try:
+        yield
+    except Exception:
+        if all_finite(arr):
+            raise
+        raise _non_finite_error(name, arr) from None
 
 
 def _converted(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -95,10 +95,11 @@ def params_of(net) -> list[np.ndarray]:
 
 
 def require(module: str):
-    """``import module`` for a test that needs an optional package of the ``test`` extra.
+    """``import module`` for a test that needs an optional package (the ``test`` extra's,
+    or PyTorch, which ``.ci/run`` installs beside it).
 
-    Outside CI a missing package skips the test; under CI (``CI`` set), where the
-    extra installs it, the ImportError fails the test instead of skipping it green.
+    Outside CI a missing package skips the test; under CI (``CI`` set), where it is
+    installed, the ImportError fails the test instead of skipping it green.
     """
     import importlib
     import os

@@ -103,15 +103,34 @@ def test_fit_with_no_epoch_still_refuses_non_finite_X(cls):
 
 
 @pytest.mark.parametrize("cls", [bpcore.Network, reference.Network])
-def test_non_finite_X_comes_after_the_other_checks_of_fit(cls):
-    """X's finiteness is fit's last check, in both networks, so that with several bad
-    arguments both name the same one."""
-    X = np.full((4, 3), np.nan)
-    with pytest.raises(ValueError, match=r"validation_data\[1\]"):
-        cls([3, 2], seed=0).fit(X, np.zeros((4, 2)), 1, 2, 0.1,
-                                validation_data=(np.zeros((2, 3)), np.zeros((3, 2))))
-    with pytest.raises(TypeError, match="callback"):
-        cls([3, 2], seed=0).fit(X, np.zeros((4, 2)), 1, 2, 0.1, callback=3)
+@pytest.mark.parametrize("bad", ["Y", "validation_data", "callback", "sample_weight",
+                                 "optimizer", "schedule"])
+def test_non_finite_X_is_refused_before_the_later_checks_of_fit(cls, bad):
+    """As with an up-front check, a non-finite X is named before a bad Y, validation
+    set, callback, sample weights, optimizer or schedule, although its check waits for
+    the first epoch (and the error is not chained to the one it replaces)."""
+    X = np.zeros((4, 3))
+    X[1, 2] = np.nan
+    Y, kwargs = np.zeros((4, 2)), {}
+    if bad == "Y":
+        Y = np.zeros((4, 3))
+    elif bad == "validation_data":
+        kwargs[bad] = (np.zeros((2, 3)), np.zeros((3, 2)))
+    elif bad == "callback":
+        kwargs[bad] = 3
+    elif bad == "sample_weight":
+        kwargs[bad] = -np.ones(4)
+    elif bad == "optimizer":
+        kwargs[bad] = "adam"
+    else:
+        kwargs[bad] = "cosine"
+    with pytest.raises(ValueError, match=r"^X contains 1 NaN or infinite value\(s\)$") as info:
+        cls([3, 2], seed=0).fit(X, Y, 1, 2, None if bad == "optimizer" else 0.1, **kwargs)
+    assert info.value.__suppress_context__ or info.value.__context__ is None
+    X[1, 2] = 0  # the same call with a finite X names the bad argument itself
+    with pytest.raises((TypeError, ValueError)) as info:
+        cls([3, 2], seed=0).fit(X, Y, 1, 2, None if bad == "optimizer" else 0.1, **kwargs)
+    assert "X contains" not in str(info.value)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
