@@ -17,7 +17,7 @@ class HistoryMixin:
         """The history as a ``pandas.DataFrame``, one row per epoch (needs pandas).
 
         Columns: ``epoch`` (the index, from 1), ``train_cost``, ``val_cost`` and
-        ``val_accuracy`` when there was validation data, ``seconds``, and
+        ``val_accuracy`` when there was validation data, ``seconds``, ``lr``, and
         ``grad_norm_1`` .. ``grad_norm_L`` when ``fit(record_grad_norms=True)``
         recorded the speed of learning.
         """

@@ -105,14 +105,37 @@ class Schedule:
 
 
 class Constant(Schedule):
-    """The base rate for every epoch."""
+    """The base rate for every epoch.
+
+    Parameters
+    ----------
+    lr : float, optional
+        The base rate; default: the rate of the first ``fit`` it is given.
+    """
 
     def _lr_at(self, e: int) -> float:
         return self.base_lr
 
 
 class StepDecay(Schedule):
-    """The base rate times ``gamma`` every ``step_size`` epochs (PyTorch's ``StepLR``)."""
+    """The base rate times ``gamma`` every ``step_size`` epochs (PyTorch's ``StepLR``).
+
+    Parameters
+    ----------
+    step_size : int
+        Epochs between two reductions, >= 1.
+    gamma : float, default 0.1
+        Factor of each reduction, >= 0.
+    lr : float, optional
+        The base rate; default: the rate of the first ``fit`` it is given.
+
+    Examples
+    --------
+    >>> from bpcore.schedules import StepDecay
+    >>> schedule = StepDecay(2, gamma=0.5, lr=0.1)
+    >>> [schedule._lr_at(e) for e in range(5)]
+    [0.1, 0.1, 0.05, 0.05, 0.025]
+    """
 
     def __init__(self, step_size: int, gamma: float = 0.1, lr: float | None = None):
         super().__init__(lr)
@@ -124,7 +147,15 @@ class StepDecay(Schedule):
 
 
 class Exponential(Schedule):
-    """The base rate times ``gamma`` after every epoch (PyTorch's ``ExponentialLR``)."""
+    """The base rate times ``gamma`` after every epoch (PyTorch's ``ExponentialLR``).
+
+    Parameters
+    ----------
+    gamma : float
+        Factor per epoch, >= 0.
+    lr : float, optional
+        The base rate; default: the rate of the first ``fit`` it is given.
+    """
 
     def __init__(self, gamma: float, lr: float | None = None):
         super().__init__(lr)
@@ -136,6 +167,15 @@ class Exponential(Schedule):
 
 class Cosine(Schedule):
     """Half a cosine from the base rate down to ``eta_min`` over ``T_max`` epochs, then ``eta_min``.
+
+    Parameters
+    ----------
+    T_max : int
+        Epochs from the base rate to ``eta_min``, >= 1.
+    eta_min : float, default 0
+        The last rate.
+    lr : float, optional
+        The base rate; default: the rate of the first ``fit`` it is given.
     """
 
     def __init__(self, T_max: int, eta_min: float = 0.0, lr: float | None = None):
@@ -151,8 +191,15 @@ class Cosine(Schedule):
 class InverseScaling(Schedule):
     """``lr0 / (t + 1) ** power_t`` with ``t = t_per_epoch * e``: scikit-learn's ``invscaling``.
 
-    ``t_per_epoch`` is what one epoch adds to ``t``: 1 to count epochs; the number
-    of training examples for scikit-learn's own ``t`` (see :mod:`bpcore.schedules`).
+    Parameters
+    ----------
+    power_t : float, default 0.5
+        The exponent, >= 0.
+    t_per_epoch : int, default 1
+        What one epoch adds to ``t``: 1 to count epochs; the number of training
+        examples for scikit-learn's own ``t`` (see :mod:`bpcore.schedules`).
+    lr : float, optional
+        The base rate; default: the rate of the first ``fit`` it is given.
     """
 
     def __init__(self, power_t: float = 0.5, t_per_epoch: int = 1, lr: float | None = None):
@@ -180,6 +227,23 @@ class Adaptive(Schedule):
     exceeds ``n_iter_no_change`` (default 10), that is ``patience =
     n_iter_no_change + 1``, which :mod:`bpcore.sklearn` passes.  The default
     here, ``patience=2``, is the documented rule.
+
+    Parameters
+    ----------
+    lr : float, optional
+        The base rate; default: the rate of the first ``fit`` it is given.
+    tol : float, default 1e-4
+        Improvement that counts as one.
+    patience : int, default 2
+        Epochs in a row without improvement that divide the rate.
+    factor : float, default 5
+        The divisor, >= 1.
+    min_lr : float, default 1e-6
+        No division once the rate is at most this.
+    monitor : {"train_cost", "val_cost", "val_accuracy"} or callable, default "train_cost"
+        What is watched, as for :class:`bpcore.callbacks.EarlyStopping`.
+    mode : {"min", "max"}, optional
+        Needed with a callable ``monitor``.
     """
 
     def __init__(self, lr: float | None = None, *, tol: float = 1e-4, patience: int = 2,
