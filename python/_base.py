@@ -32,7 +32,6 @@ from ._checks import check_bool, check_fit_args
 from ._data import (_as_array, all_finite, as_inputs, as_labels, as_targets, check_finite,
                     epoch_order, non_finite_first)
 from ._interop import InteropMixin
-from ._notebook import HistoryMixin
 from ._progress import EpochReport
 from ._weights import as_sample_weight, fit_weights, step_factors
 from ._checkpoint import Checkpointer

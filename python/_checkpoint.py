@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ._checks import as_path, check_bool, check_int
+from .datasets import _create_beside
 from .history import History
 
 #: ``meta["format"]`` of every checkpoint.
@@ -52,33 +52,20 @@ _OPTIMIZER_PREFIX = "optimizer."
 def atomic_write(path: str):
     """A binary file to write; it replaces ``path`` atomically when the block ends without error.
 
-    The temporary file is created in ``path``'s directory with mode 0666 (the
-    umask applies, as for ``open``), or given the mode of the file it replaces;
-    it is flushed to disk before the rename, and removed if the block raises.
+    The temporary file is created in ``path``'s directory with the permissions a
+    plain ``open`` would give (``datasets._create_beside``, the one place that
+    makes such files); it is flushed to disk before the rename, and removed if
+    the block raises.
     """
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):  # else the error would name the temporary file
         raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-             | getattr(os, "O_NOFOLLOW", 0))
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 collisions of 48 random bits
-        raise FileExistsError(f"no free temporary name in {directory}")
+    fd, tmp = _create_beside(path, f".{os.path.basename(path)}.", ".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # replacing: keep its mode
-        except FileNotFoundError:
-            pass
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -321,7 +321,6 @@ class _Progress:
 
     def __call__(self, epoch: int, history: History) -> bool:
         self.history = history
-        accuracy = history.val_accuracy[-1]
         if self.bar is not None:
             self.bar.set_postfix_str(epoch_postfix(history, self.n_train, self.label),
                                      refresh=False)

@@ -8,7 +8,6 @@ without the GIL: one call per epoch in ``fit``, never one per mini-batch.
 """
 from __future__ import annotations
 
-import os
 import threading
 import zipfile
 import zlib
@@ -21,7 +20,7 @@ from ._base import BaseNetwork, DivergenceError, History
 from ._config import ACTIVATIONS, COSTS, make_architecture, resolve_dtype
 from ._threads import check_num_threads, get_num_threads
 from ._checks import as_path
-from .datasets import _create_beside
+from ._checkpoint import atomic_write
 
 #: Whether the kernels were built with OpenMP (fixed for the process).
 _OPENMP = _kernels.compiled_info()["openmp"]
@@ -341,18 +340,8 @@ class Network(BaseNetwork):
         for l, (w, b) in enumerate(zip(self._weights, self._biases), start=1):
             arrays[f"w{l}"] = w
             arrays[f"b{l}"] = b
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):  # else the error would name the temporary file
-            raise FileNotFoundError(f"cannot save to {path!r}: directory {directory!r} does "
-                                    "not exist")
-        fd, tmp = _create_beside(path, ".bpcore-", ".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_write(path) as file:
+            np.savez(file, **arrays)
 
     @classmethod
     def load(cls, path, *, num_threads=None) -> "Network":
