@@ -84,7 +84,7 @@ def test_reference(benchmark, config):
 def test_peers_train_like_bpcore(config):
     """From bpcore's initial parameters, an epoch of the NumPy peer ends where bpcore's does.
 
-    (test_torch_eager.py checks the torch peer against the NumPy one.)
+    (test_peers.py checks the torch peer against the NumPy one.)
     """
     X, Y = config.data(200)
     net = bpcore.Network(config.sizes, config.activations, config.cost, config.dtype, seed=0)
