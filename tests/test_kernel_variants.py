@@ -267,3 +267,22 @@ def test_train_refuses_an_order_index_outside_the_data(variant, bad):
         kernels.train_epoch(net._layout, net._params, net._grads, None, kernels.Hyper(
             kernels.Rule.SGD, 0.1), X, Y, order, None, 3, *ws, None, 1)
     assert np.array_equal(net._params, before)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_in", [64, 784, 3000])
+def test_forward_row_independent_of_its_block(variant, dtype, n_in):
+    """Each output of z = W a is summed by one sequence of operations, whichever tile
+    computed it: a full 4 x 4 tile of bp_dot sums its 16 accumulators together (the
+    butterfly of _gemm.h, AVX-512), an edge tile or a lone row sums each on its own,
+    and both must follow the same tree of lane sums.  So every row of the output of
+    a block of examples is bitwise the output of that example alone; widths with
+    and without a vector tail, one and several blocks of k (3000 inputs), and a
+    last column tile that is only partly valid (10 outputs)."""
+    rng = np.random.default_rng(n_in)
+    X = rng.standard_normal((13, n_in))
+    net = bpcore.Network([n_in, 37, 10], ["tanh", "identity"], "quadratic", dtype=dtype,
+                         seed=5, num_threads=1)
+    block = net.feedforward(X)
+    alone = np.vstack([net.feedforward(X[i:i + 1]) for i in range(len(X))])
+    assert np.array_equal(block, alone)
