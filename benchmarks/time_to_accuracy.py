@@ -48,7 +48,14 @@ from peers import run_child, usable_cpus
 
 SIZES = (784, 256, 128, 10)
 ACTIVATIONS = ("relu", "relu", "softmax")
-LR, MOMENTUM, BATCH = 0.05, 0.9, 64
+#: The training setting of every implementation (the module docstring says why this one):
+#: the optimizer ("sgd": classic momentum, "nesterov", "adam"), its rate, the batch size.
+OPTIMIZER, LR, BATCH = "adam", 5e-4, 32
+#: SGD's momentum; Adam's (beta_1, beta_2) and eps: torch.optim's defaults.
+MOMENTUM, BETAS, EPS = 0.9, (0.9, 0.999), 1e-8
+#: What a child's spec may leave out (the tests train in float64, in order).
+DEFAULTS = dict(optimizer=OPTIMIZER, lr=LR, batch=BATCH, dtype="float32", shuffle=True)
+OPTIMIZERS = ("sgd", "nesterov", "adam")
 PEERS = ("bpcore", "jax", "torch", "sklearn")
 NEEDS = {"jax": "jax", "torch": "torch", "sklearn": "sklearn"}
 #: Where the repository's tests look for the real MNIST files (beside the checkout).
@@ -64,11 +71,11 @@ def load(spec):
     return (X[:n], y[:n]), (Xt[:nt], yt[:nt])
 
 
-def initial_parameters(seed):
-    """He-initialised (weights, biases) of bpcore's network for ``seed``, float32."""
+def initial_parameters(seed, dtype="float32"):
+    """He-initialised (weights, biases) of bpcore's network for ``seed``."""
     import bpcore
 
-    net = bpcore.Network(SIZES, ACTIVATIONS, "log_likelihood", "float32", init="he", seed=seed)
+    net = bpcore.Network(SIZES, ACTIVATIONS, "log_likelihood", dtype, init="he", seed=seed)
     return [w.copy() for w in net.weights], [b.copy() for b in net.biases]
 
 
@@ -85,19 +92,27 @@ class Clock:
         return accuracy >= self.target or len(self.epochs) >= self.max_epochs
 
 
+def _bpcore_optimizer(spec):
+    from bpcore import optim
+
+    if spec["optimizer"] == "adam":
+        return optim.Adam(spec["lr"], betas=BETAS, eps=spec.get("eps", EPS))
+    return optim.SGD(spec["lr"], momentum=MOMENTUM, nesterov=spec["optimizer"] == "nesterov")
+
+
 def _bpcore(data, spec):
     import bpcore
 
     (X, y), (Xt, yt) = data
-    weights, biases = initial_parameters(spec["seed"])
-    net = bpcore.Network(SIZES, ACTIVATIONS, "log_likelihood", "float32", init="he",
+    weights, biases = initial_parameters(spec["seed"], spec["dtype"])
+    net = bpcore.Network(SIZES, ACTIVATIONS, "log_likelihood", spec["dtype"], init="he",
                          seed=spec["seed"], num_threads=spec["threads"])
     net.weights, net.biases = weights, biases
     clock = Clock(spec["target"], spec["max_epochs"])
-    net.fit(X, y, spec["max_epochs"], BATCH, LR, momentum=MOMENTUM, shuffle=True,
-            seed=spec["seed"], validation_data=(Xt, yt),
+    net.fit(X, y, spec["max_epochs"], spec["batch"], optimizer=_bpcore_optimizer(spec),
+            shuffle=spec["shuffle"], seed=spec["seed"], validation_data=(Xt, yt),
             callback=lambda epoch, history: clock.record(history.val_accuracy[-1]))
-    return clock.epochs
+    return clock.epochs, [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
 
 
 def _torch(data, spec):
@@ -109,10 +124,10 @@ def _torch(data, spec):
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(spec["seed"])
     (X, y), (Xt, yt) = data
-    weights, biases = initial_parameters(spec["seed"])
+    weights, biases = initial_parameters(spec["seed"], spec["dtype"])
     layers = []
     for i, (w, b) in enumerate(zip(weights, biases)):
-        linear = nn.Linear(w.shape[1], w.shape[0])
+        linear = nn.Linear(w.shape[1], w.shape[0], dtype=getattr(torch, spec["dtype"]))
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(w))
             linear.bias.copy_(torch.from_numpy(b))
@@ -122,18 +137,27 @@ def _torch(data, spec):
     Xt, yt = torch.from_numpy(Xt), torch.from_numpy(yt.astype(np.int64))
     generator = torch.Generator().manual_seed(spec["seed"])
     clock = Clock(spec["target"], spec["max_epochs"])
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    if spec["optimizer"] == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=spec["lr"], betas=BETAS,
+                                     eps=spec.get("eps", EPS))
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=MOMENTUM,
+                                    nesterov=spec["optimizer"] == "nesterov")
+    batch = spec["batch"]
     while True:
-        order = torch.randperm(len(X), generator=generator)
-        for start in range(0, len(X), BATCH):
-            rows = order[start:start + BATCH]
+        order = (torch.randperm(len(X), generator=generator) if spec["shuffle"]
+                 else torch.arange(len(X)))
+        for start in range(0, len(X), batch):
+            rows = order[start:start + batch]
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(X[rows]), y[rows]).backward()
             optimizer.step()
         with torch.no_grad():
-            accuracy = (model(Xt).argmax(dim=1) == yt).float().mean().item()
+            accuracy = (model(Xt).argmax(dim=1) == yt).double().mean().item()
         if clock.record(accuracy):
-            return clock.epochs
+            linears = [m for m in model if isinstance(m, nn.Linear)]
+            return clock.epochs, [(m.weight.detach().numpy().copy(),
+                                   m.bias.detach().numpy().copy()) for m in linears]
 
 
 def _jax(data, spec):
@@ -141,14 +165,18 @@ def _jax(data, spec):
     import jax.numpy as jnp
     import numpy as np
 
+    if spec["dtype"] == "float64":
+        jax.config.update("jax_enable_x64", True)
     (X, y), (Xt, yt) = data
-    weights, biases = initial_parameters(spec["seed"])
+    weights, biases = initial_parameters(spec["seed"], spec["dtype"])
     params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(weights, biases)]
-    velocity = jax.tree_util.tree_map(jnp.zeros_like, params)
-    X, Y = jnp.asarray(X), jnp.asarray(np.eye(10, dtype=np.float32)[y])
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    X, Y = jnp.asarray(X), jnp.asarray(np.eye(10, dtype=spec["dtype"])[y])
     Xt, yt = jnp.asarray(Xt), jnp.asarray(yt)
-    n = X.shape[0]
-    full, tail = (n // BATCH) * BATCH, n % BATCH
+    n, batch = X.shape[0], spec["batch"]
+    full, tail = (n // batch) * batch, n % batch
+    lr, mu, nesterov = spec["lr"], MOMENTUM, spec["optimizer"] == "nesterov"
+    (b1, b2), eps = BETAS, spec.get("eps", EPS)
 
     def logits(params, x):
         for l, (w, b) in enumerate(params):
@@ -161,16 +189,38 @@ def _jax(data, spec):
         return -jnp.sum(y * jax.nn.log_softmax(logits(params, x), axis=1)) / x.shape[0]
 
     grad = jax.grad(loss)
+    tree_map = jax.tree_util.tree_map
+
+    # the optimizers as torch.optim writes them (and bpcore.optim): SGD's buffer is the
+    # gradient sum b <- mu b + g; Adam with bias correction, eps added to sqrt(v_hat)
+    if spec["optimizer"] == "adam":
+        def update(params, opt, g):
+            t, m, v = opt
+            t = t + 1
+            m = tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+            v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+            lr_t, root = lr / (1 - b1 ** t), jnp.sqrt(1 - b2 ** t)
+            params = tree_map(lambda p, m, v: p - lr_t * m / (jnp.sqrt(v) / root + eps),
+                              params, m, v)
+            return params, (t, m, v)
+
+        opt = (jnp.zeros((), X.dtype), zeros, zeros)
+    else:
+        def update(params, opt, g):
+            buf = tree_map(lambda b, g: mu * b + g, opt, g)
+            step = tree_map(lambda b, g: g + mu * b, buf, g) if nesterov else buf
+            return tree_map(lambda p, d: p - lr * d, params, step), buf
+
+        opt = zeros
 
     def step(state, rows):
-        params, velocity = state
+        params, opt = state
         g = grad(params, jnp.take(X, rows, axis=0), jnp.take(Y, rows, axis=0))
-        velocity = jax.tree_util.tree_map(lambda v, d: MOMENTUM * v - LR * d, velocity, g)
-        return (jax.tree_util.tree_map(jnp.add, params, velocity), velocity), None
+        return update(params, opt, g), None
 
     @jax.jit
     def epoch(state, order):
-        state, _ = jax.lax.scan(step, state, order[:full].reshape(-1, BATCH))
+        state, _ = jax.lax.scan(step, state, order[:full].reshape(-1, batch))
         if tail:
             state, _ = step(state, order[full:])
         return state
@@ -180,12 +230,13 @@ def _jax(data, spec):
         return jnp.mean(jnp.argmax(logits(params, Xt), axis=1) == yt)
 
     rng = np.random.default_rng(spec["seed"])
-    state = (params, velocity)
+    state = (params, opt)
     clock = Clock(spec["target"], spec["max_epochs"])
     while True:
-        state = epoch(state, jnp.asarray(rng.permutation(n)))
+        order = rng.permutation(n) if spec["shuffle"] else np.arange(n)
+        state = epoch(state, jnp.asarray(order))
         if clock.record(float(accuracy(state[0]))):
-            return clock.epochs
+            return clock.epochs, [(np.asarray(w), np.asarray(b)) for w, b in state[0]]
 
 
 def _sklearn(data, spec):
@@ -196,7 +247,7 @@ def _sklearn(data, spec):
     from threadpoolctl import threadpool_limits
 
     (X, y), (Xt, yt) = data
-    weights, biases = initial_parameters(spec["seed"])
+    weights, biases = initial_parameters(spec["seed"], spec["dtype"])
     layers = iter(zip(weights, biases))
 
     class HeStart(MLPClassifier):
@@ -204,10 +255,17 @@ def _sklearn(data, spec):
             w, b = next(layers)
             return w.T.astype(dtype), b.astype(dtype)
 
-    model = HeStart(hidden_layer_sizes=SIZES[1:-1], activation="relu", solver="sgd",
-                    alpha=0.0, batch_size=BATCH, learning_rate="constant",
-                    learning_rate_init=LR, momentum=MOMENTUM, nesterovs_momentum=False,
-                    shuffle=True, random_state=spec["seed"])
+    if spec["optimizer"] == "adam":
+        # sklearn adds epsilon to sqrt(v) before the bias correction (the Adam paper's
+        # second form), torch after it: its epsilon acts as eps / sqrt(1 - beta_2^t)
+        solver = dict(solver="adam", beta_1=BETAS[0], beta_2=BETAS[1],
+                      epsilon=spec.get("eps", EPS))
+    else:  # sklearn's velocity is -lr times torch's buffer: the same steps at a constant lr
+        solver = dict(solver="sgd", learning_rate="constant", momentum=MOMENTUM,
+                      nesterovs_momentum=spec["optimizer"] == "nesterov")
+    model = HeStart(hidden_layer_sizes=SIZES[1:-1], activation="relu", alpha=0.0,
+                    batch_size=spec["batch"], learning_rate_init=spec["lr"],
+                    shuffle=spec["shuffle"], random_state=spec["seed"], **solver)
     clock = Clock(spec["target"], spec["max_epochs"])
     with threadpool_limits(spec["threads"]), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -215,16 +273,21 @@ def _sklearn(data, spec):
             model.partial_fit(X, y, classes=np.arange(10))
             if clock.record(model.score(Xt, yt)):
                 break
-    return clock.epochs, next(layers, None) is None  # the hook took every layer
+    he = next(layers, None) is None  # the hook took every layer
+    return clock.epochs, [(w.T.copy(), b.copy()) for w, b in
+                          zip(model.coefs_, model.intercepts_)], he
+
+
+def train(peer, data, spec):
+    """(epochs, final parameters as [(W, b)], whether the shared He start was used)."""
+    spec = {**DEFAULTS, **spec}
+    if peer == "sklearn":
+        return _sklearn(data, spec)
+    return (*{"bpcore": _bpcore, "torch": _torch, "jax": _jax}[peer](data, spec), True)
 
 
 def child(spec):
-    data = load(spec)
-    he = True
-    if spec["peer"] == "sklearn":
-        epochs, he = _sklearn(data, spec)
-    else:
-        epochs = {"bpcore": _bpcore, "torch": _torch, "jax": _jax}[spec["peer"]](data, spec)
+    epochs, _, he = train(spec["peer"], load(spec), spec)
     return {"epochs": epochs, "he_init": he}
 
 
@@ -233,6 +296,11 @@ def main(argv=None):
     parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--threads", type=int, default=len(usable_cpus()),
                         help="threads of every implementation (default: all usable cores)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=OPTIMIZER,
+                        help=f"the rule of every implementation (default {OPTIMIZER})")
+    parser.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g})")
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help=f"mini-batch size (default {BATCH})")
     parser.add_argument("--target", type=float, default=0.98)
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--runs", type=int, default=1, help="processes per implementation")
@@ -250,11 +318,12 @@ def main(argv=None):
     if set(peers) - set(PEERS):
         parser.error(f"unknown peer(s) {sorted(set(peers) - set(PEERS))}; choose from {PEERS}")
     spec = dict(threads=args.threads, target=args.target, max_epochs=args.max_epochs,
-                seed=args.seed, data=args.data)
+                seed=args.seed, data=args.data, optimizer=args.optimizer, lr=args.lr,
+                batch=args.batch)
     if args.quick:
         spec.update(train_samples=2_000, test_samples=1_000, max_epochs=2, target=0.5)
-    print(f"- {'-'.join(map(str, SIZES))} relu/softmax float32, SGD lr {LR} momentum "
-          f"{MOMENTUM}, batch {BATCH}, He init (seed {args.seed}); target "
+    print(f"- {'-'.join(map(str, SIZES))} relu/softmax float32, {describe(spec)}, batch "
+          f"{args.batch}, He init (seed {args.seed}); target "
           f"{100 * spec['target']:.1f}% test accuracy, at most {spec['max_epochs']} epochs; "
           f"{args.threads} thread(s); each implementation in its own process")
     for p in missing:
@@ -289,6 +358,14 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"spec": spec, "results": results}, f, indent=1)
+
+
+def describe(spec) -> str:
+    """The optimizer of ``spec`` in words."""
+    if spec["optimizer"] == "adam":
+        return f"Adam lr {spec['lr']:g} betas {BETAS} eps {EPS:g}"
+    kind = "Nesterov" if spec["optimizer"] == "nesterov" else "classic"
+    return f"SGD lr {spec['lr']:g}, {kind} momentum {MOMENTUM}"
 
 
 def _epoch_seconds(epochs):
