@@ -38,3 +38,17 @@ def test_peer_takes_bpcore_steps(peer, optimizer):
         # float64 rounding of sums of at most 784 terms, over 6 steps of size <= lr
         np.testing.assert_allclose(w, w_ref, rtol=0, atol=1e-12)
         np.testing.assert_allclose(b, b_ref, rtol=0, atol=1e-12)
+
+
+def test_report_gives_each_seeds_epochs_and_the_median_time():
+    spec = dict(target=0.98, max_epochs=3)
+    results = [  # (seconds since start, accuracy) after each epoch
+        dict(peer="bpcore", seed=0, run=0, he_init=True, epochs=[[1.0, 0.97], [2.0, 0.981]]),
+        dict(peer="bpcore", seed=0, run=1, he_init=True, epochs=[[0.8, 0.97], [1.8, 0.981]]),
+        dict(peer="bpcore", seed=1, run=0, he_init=True,
+             epochs=[[1.0, 0.95], [2.0, 0.96], [3.0, 0.97]]),
+        dict(peer="bpcore", seed=2, run=0, he_init=True, epochs=[[1.5, 0.99]]),
+    ]
+    row = tta.report(results, spec, [0, 1, 2], 2).splitlines()[-1]
+    # seed 0's best run 1.8 s, seed 2 1.5 s, seed 1 missed: the median is 1.8 s
+    assert row == "| bpcore | 2 | 2, >3, 1 | 1.80 | 1.00 | 97.0, 98.1 |"
