@@ -70,11 +70,15 @@ SIZES = (784, 256, 128, 10)
 ACTIVATIONS = ("relu", "relu", "softmax")
 #: The training setting of every implementation (the module docstring says why this one):
 #: the optimizer ("sgd": classic momentum, "nesterov", "adam"), its rate, the batch size.
-OPTIMIZER, LR, BATCH = "adam", 5e-4, 32
+OPTIMIZER, LR, BATCH = "sgd", 0.05, 64
+#: The rate of epoch e (from 0) is LR / (n e + 1) ** POWER_T, n the training examples:
+#: scikit-learn's ``learning_rate="invscaling"`` (0: a constant rate).
+POWER_T = 0.1
 #: SGD's momentum; Adam's (beta_1, beta_2) and eps: torch.optim's defaults.
 MOMENTUM, BETAS, EPS = 0.9, (0.9, 0.999), 1e-8
 #: What a child's spec may leave out (the tests train in float64, in order).
-DEFAULTS = dict(optimizer=OPTIMIZER, lr=LR, batch=BATCH, dtype="float32", shuffle=True)
+DEFAULTS = dict(optimizer=OPTIMIZER, lr=LR, batch=BATCH, power_t=POWER_T, dtype="float32",
+                shuffle=True)
 OPTIMIZERS = ("sgd", "nesterov", "adam")
 PEERS = ("bpcore", "jax", "torch", "sklearn")
 NEEDS = {"jax": "jax", "torch": "torch", "sklearn": "sklearn"}
@@ -112,6 +116,11 @@ class Clock:
         return accuracy >= self.target or len(self.epochs) >= self.max_epochs
 
 
+def epoch_lr(spec, n, epoch):
+    """The rate of ``epoch`` (0 for the first) on n training examples."""
+    return spec["lr"] / (n * epoch + 1) ** spec["power_t"]
+
+
 def _bpcore_optimizer(spec):
     from bpcore import optim
 
@@ -122,6 +131,7 @@ def _bpcore_optimizer(spec):
 
 def _bpcore(data, spec):
     import bpcore
+    from bpcore.schedules import InverseScaling
 
     (X, y), (Xt, yt) = data
     weights, biases = initial_parameters(spec["seed"], spec["dtype"])
@@ -129,8 +139,10 @@ def _bpcore(data, spec):
                          seed=spec["seed"], num_threads=spec["threads"])
     net.weights, net.biases = weights, biases
     clock = Clock(spec["target"], spec["max_epochs"])
+    schedule = InverseScaling(spec["power_t"], t_per_epoch=len(X)) if spec["power_t"] else None
     net.fit(X, y, spec["max_epochs"], spec["batch"], optimizer=_bpcore_optimizer(spec),
-            shuffle=spec["shuffle"], seed=spec["seed"], validation_data=(Xt, yt),
+            schedule=schedule, shuffle=spec["shuffle"], seed=spec["seed"],
+            validation_data=(Xt, yt),
             callback=lambda epoch, history: clock.record(history.val_accuracy[-1]))
     return clock.epochs, [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
 
@@ -163,7 +175,9 @@ def _torch(data, spec):
     else:
         optimizer = torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=MOMENTUM,
                                     nesterov=spec["optimizer"] == "nesterov")
-    batch = spec["batch"]
+    n, batch = len(X), spec["batch"]
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: epoch_lr(spec, n, epoch) / spec["lr"])
     while True:
         order = (torch.randperm(len(X), generator=generator) if spec["shuffle"]
                  else torch.arange(len(X)))
@@ -172,6 +186,7 @@ def _torch(data, spec):
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(X[rows]), y[rows]).backward()
             optimizer.step()
+        schedule.step()
         with torch.no_grad():
             accuracy = (model(Xt).argmax(dim=1) == yt).double().mean().item()
         if clock.record(accuracy):
@@ -181,6 +196,8 @@ def _torch(data, spec):
 
 
 def _jax(data, spec):
+    from functools import partial
+
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -195,7 +212,7 @@ def _jax(data, spec):
     Xt, yt = jnp.asarray(Xt), jnp.asarray(yt)
     n, batch = X.shape[0], spec["batch"]
     full, tail = (n // batch) * batch, n % batch
-    lr, mu, nesterov = spec["lr"], MOMENTUM, spec["optimizer"] == "nesterov"
+    mu, nesterov = MOMENTUM, spec["optimizer"] == "nesterov"
     (b1, b2), eps = BETAS, spec.get("eps", EPS)
 
     def logits(params, x):
@@ -214,7 +231,7 @@ def _jax(data, spec):
     # the optimizers as torch.optim writes them (and bpcore.optim): SGD's buffer is the
     # gradient sum b <- mu b + g; Adam with bias correction, eps added to sqrt(v_hat)
     if spec["optimizer"] == "adam":
-        def update(params, opt, g):
+        def update(params, opt, g, lr):
             t, m, v = opt
             t = t + 1
             m = tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, g)
@@ -226,23 +243,23 @@ def _jax(data, spec):
 
         opt = (jnp.zeros((), X.dtype), zeros, zeros)
     else:
-        def update(params, opt, g):
+        def update(params, opt, g, lr):
             buf = tree_map(lambda b, g: mu * b + g, opt, g)
             step = tree_map(lambda b, g: g + mu * b, buf, g) if nesterov else buf
             return tree_map(lambda p, d: p - lr * d, params, step), buf
 
         opt = zeros
 
-    def step(state, rows):
+    def step(lr, state, rows):
         params, opt = state
         g = grad(params, jnp.take(X, rows, axis=0), jnp.take(Y, rows, axis=0))
-        return update(params, opt, g), None
+        return update(params, opt, g, lr), None
 
     @jax.jit
-    def epoch(state, order):
-        state, _ = jax.lax.scan(step, state, order[:full].reshape(-1, batch))
+    def epoch(state, order, lr):  # lr traced: one compilation for every rate
+        state, _ = jax.lax.scan(partial(step, lr), state, order[:full].reshape(-1, batch))
         if tail:
-            state, _ = step(state, order[full:])
+            state, _ = step(lr, state, order[full:])
         return state
 
     @jax.jit
@@ -254,7 +271,8 @@ def _jax(data, spec):
     clock = Clock(spec["target"], spec["max_epochs"])
     while True:
         order = rng.permutation(n) if spec["shuffle"] else np.arange(n)
-        state = epoch(state, jnp.asarray(order))
+        lr = jnp.asarray(epoch_lr(spec, n, len(clock.epochs)), X.dtype)
+        state = epoch(state, jnp.asarray(order), lr)
         if clock.record(float(accuracy(state[0]))):
             return clock.epochs, [(np.asarray(w), np.asarray(b)) for w, b in state[0]]
 
@@ -275,14 +293,22 @@ def _sklearn(data, spec):
             w, b = next(layers)
             return w.T.astype(dtype), b.astype(dtype)
 
+    if spec["optimizer"] == "adam" and spec["power_t"]:
+        raise ValueError("scikit-learn's Adam has a constant rate: use --power-t 0 with "
+                         "--optimizer adam, or leave sklearn out")
     if spec["optimizer"] == "adam":
         # sklearn adds epsilon to sqrt(v) before the bias correction (the Adam paper's
         # second form), torch after it: its epsilon acts as eps / sqrt(1 - beta_2^t)
         solver = dict(solver="adam", beta_1=BETAS[0], beta_2=BETAS[1],
                       epsilon=spec.get("eps", EPS))
-    else:  # sklearn's velocity is -lr times torch's buffer: the same steps at a constant lr
-        solver = dict(solver="sgd", learning_rate="constant", momentum=MOMENTUM,
-                      nesterovs_momentum=spec["optimizer"] == "nesterov")
+    else:
+        # sklearn's velocity is -lr times torch's buffer at a constant rate; when the rate
+        # changes (between epochs) the velocity keeps the old rate's steps and decays them
+        # by the momentum, where torch's buffer takes the new rate at once
+        solver = dict(solver="sgd", momentum=MOMENTUM,
+                      nesterovs_momentum=spec["optimizer"] == "nesterov",
+                      learning_rate="invscaling" if spec["power_t"] else "constant",
+                      power_t=spec["power_t"])
     model = HeStart(hidden_layer_sizes=SIZES[1:-1], activation="relu", alpha=0.0,
                     batch_size=spec["batch"], learning_rate_init=spec["lr"],
                     shuffle=spec["shuffle"], random_state=spec["seed"], **solver)
@@ -321,6 +347,9 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g})")
     parser.add_argument("--batch", type=int, default=BATCH,
                         help=f"mini-batch size (default {BATCH})")
+    parser.add_argument("--power-t", type=float, default=POWER_T,
+                        help=f"the rate of epoch e is lr / (n e + 1) ** power_t (default "
+                             f"{POWER_T:g}; 0: constant)")
     parser.add_argument("--target", type=float, default=0.98)
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--runs", type=int, default=1,
@@ -348,7 +377,11 @@ def main(argv=None):
     if not seeds:
         parser.error("--seeds needs at least one seed")
     spec = dict(threads=args.threads, target=args.target, max_epochs=args.max_epochs,
-                data=args.data, optimizer=args.optimizer, lr=args.lr, batch=args.batch)
+                data=args.data, optimizer=args.optimizer, lr=args.lr, batch=args.batch,
+                power_t=args.power_t)
+    if "sklearn" in peers and args.optimizer == "adam" and args.power_t:
+        parser.error("scikit-learn's Adam has a constant rate: use --power-t 0 with "
+                     "--optimizer adam, or leave sklearn out")
     if args.quick:
         spec.update(train_samples=2_000, test_samples=1_000, max_epochs=2, target=0.5)
     print(f"- {'-'.join(map(str, SIZES))} relu/softmax float32, {describe(spec)}, batch "
@@ -404,10 +437,12 @@ def report(results, spec, seeds, threads) -> str:
 
 def describe(spec) -> str:
     """The optimizer of ``spec`` in words."""
+    rate = (f"lr {spec['lr']:g} / (n e + 1)^{spec['power_t']:g} in epoch e" if spec["power_t"]
+            else f"lr {spec['lr']:g}")
     if spec["optimizer"] == "adam":
-        return f"Adam lr {spec['lr']:g} betas {BETAS} eps {EPS:g}"
+        return f"Adam {rate}, betas {BETAS}, eps {EPS:g}"
     kind = "Nesterov" if spec["optimizer"] == "nesterov" else "classic"
-    return f"SGD lr {spec['lr']:g}, {kind} momentum {MOMENTUM}"
+    return f"SGD {rate}, {kind} momentum {MOMENTUM}"
 
 
 def _epoch_seconds(epochs):
