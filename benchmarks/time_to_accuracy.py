@@ -21,9 +21,9 @@ and then wanders by +-0.2% from epoch to epoch, so the epoch that first reaches
 setting) bpcore needed 6-11 epochs over seeds 0-7, and Adam (lr 3e-4 to 2e-3,
 batches of 32 to 128), Nesterov momentum, SGD at 0.1 or batches of 128 were
 no better.  The lower rate after the first epoch steadies the accuracy, which
-then passes 98% after 5-7 epochs in bpcore over seeds 0-9 and 4-7 in PyTorch
-over seeds 0-4 (docs/performance.md has the counts per seed); no setting tried
-reached it in 3-4 epochs reliably.
+then passes 98% after 4-7 epochs in bpcore and 3-8 in PyTorch over seeds 0-19
+(median 5.5 and 5; docs/performance.md has the counts per seed); no setting
+tried reached it in 3-4 epochs reliably.
 ``--optimizer``, ``--lr``, ``--batch`` and ``--power-t`` (0: a constant rate)
 train every implementation with another setting, mapped to each library as
 below, and ``--seeds`` runs several starts (the report gives each seed's epochs
