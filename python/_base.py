@@ -3,7 +3,8 @@
 A subclass supplies the math, in four methods:
 
 * ``_forward(X) -> a^L`` for every row of X;
-* ``_example_costs(X, Y) -> C_x`` for every row;
+* ``_example_costs(X, Y) -> C_x`` for every row (and, optionally,
+  ``_outputs_and_costs(X, Y)``, both from one pass);
 * ``_gradient(X, Y, w) -> (nabla_b, nabla_w)`` of the (w-weighted, w None: plain)
   mean cost over the rows;
 * ``_train_epoch(X, Y, order, batch_size, optimizer, factors, workspace) -> C_x``
@@ -360,7 +361,7 @@ class BaseNetwork(InteropMixin):
             if finite and validation is not None:
                 Xv, Yv, labels = validation
                 with np.errstate(all="ignore"):
-                    val_costs, val_out = self._example_costs(Xv, Yv), self._forward(Xv)
+                    val_out, val_costs = self._outputs_and_costs(Xv, Yv)
                 finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
             if not finite:
                 report.close()
@@ -460,6 +461,11 @@ class BaseNetwork(InteropMixin):
 
     def _example_costs(self, X, Y):
         raise NotImplementedError
+
+    def _outputs_and_costs(self, X, Y):
+        """(a^L, C_x) for the rows of X: ``fit``'s evaluation of the validation data
+        after every epoch (a subclass may compute both in one forward pass)."""
+        return self._forward(X), self._example_costs(X, Y)
 
     def _gradient(self, X, Y, w=None):
         raise NotImplementedError

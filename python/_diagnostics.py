@@ -80,7 +80,23 @@ def typical_scale(X: np.ndarray) -> float:
     rows = np.abs(X[::max(1, -(-X.shape[0] // n_rows))])
     if not np.isfinite(rows).all():
         return float("nan")
-    return float(np.percentile(rows, 99))
+    return _percentile(rows.reshape(-1), 99)
+
+
+def _percentile(a: np.ndarray, q: float) -> float:
+    """``np.percentile(a, q)`` of a 1-D finite array (its default, linear interpolation
+    between the order statistics around (n - 1) q / 100), from a partial sort.
+
+    np.percentile goes through np.unique, whose first call imports numpy.ma: a fixed
+    cost of the first ``fit`` of a process several times that of the percentile.
+    """
+    position = (a.size - 1) * (q / 100)
+    lo = int(position)
+    hi = min(lo + 1, a.size - 1)
+    part = np.partition(a, (lo, hi))
+    low, high, t = float(part[lo]), float(part[hi]), position - lo
+    # np.percentile's lerp, exact at both ends
+    return high - (high - low) * (1 - t) if t >= 0.5 else low + (high - low) * t
 
 
 def constant_cost(cost: str, output_activation: str, Y: np.ndarray, weights=None) -> float:
@@ -96,12 +112,16 @@ def constant_cost(cost: str, output_activation: str, Y: np.ndarray, weights=None
         per_row = np.sum((a - Y) ** 2, axis=1)
         return float(np.average(per_row, weights=weights)
                      * (0.5 if cost == "quadratic" else 1.0))
+    if cost == "log_likelihood":
+        # the constant softmax output is the mean target normalised, p = a / sum(a); the
+        # cost is linear in y, so its (weighted) mean over the rows is -sum_j a_j ln p_j
+        # (no second pass over Y); a class no row with weight > 0 holds adds nothing
+        present = a > 0
+        return float(-np.sum(a[present] * np.log(a[present] / a.sum())))
     with np.errstate(divide="ignore", invalid="ignore"):
-        if cost == "cross_entropy":  # a_j is 0 or 1 only where every y_j is
-            terms = (np.where(Y != 0, Y * np.log(a), 0.0)
-                     + np.where(Y != 1, (1 - Y) * np.log1p(-a), 0.0))
-        else:  # log_likelihood: the constant softmax output is the mean target, normalised
-            terms = np.where(Y != 0, Y * np.log(a / a.sum()), 0.0)
+        # cross_entropy: a_j is 0 or 1 only where every y_j is
+        terms = (np.where(Y != 0, Y * np.log(a), 0.0)
+                 + np.where(Y != 1, (1 - Y) * np.log1p(-a), 0.0))
     return float(-np.average(np.sum(terms, axis=1), weights=weights))
 
 

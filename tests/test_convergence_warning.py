@@ -8,6 +8,8 @@ prediction, is checked against the networks' own cost functions.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 
 import bpcore
 from bpcore import ConvergenceWarning, Network, reference
-from bpcore._diagnostics import ProgressCheck, constant_cost, typical_scale
+from bpcore._diagnostics import ProgressCheck, _percentile, constant_cost, typical_scale
 from bpcore.datasets import load_mnist_subset
 
 
@@ -178,6 +180,30 @@ def test_typical_scale_of_known_data():
     assert typical_scale(X * 255) == pytest.approx(255, rel=0.01)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_percentile_of_the_scale_check_is_numpys(dtype):
+    rng = np.random.default_rng(9)
+    for n in [*range(1, 120), 1000, 7840, 8192]:
+        a = (np.abs(rng.standard_normal(n)) * rng.uniform(0.01, 300)).astype(dtype)
+        for q in (0, 50, 99, 100):
+            # the same order statistics and lerp; np.percentile interpolates in a's
+            # dtype, _percentile in float64: one rounding of the dtype apart
+            assert _percentile(a, q) == pytest.approx(np.percentile(a, q),
+                                                      rel=np.finfo(dtype).eps, abs=0)
+
+
+def test_first_fit_of_a_process_does_not_import_numpy_ma():
+    """np.percentile's first call imports numpy.ma (through np.unique): a fixed cost of
+    every process's first fit, larger than the check it served."""
+    code = ("import sys, numpy as np, bpcore\n"
+            "X = np.random.default_rng(0).random((200, 4))\n"
+            "bpcore.Network([4, 3, 2], seed=0).fit(X, (X[:, 0] > 0.5).astype(int), 3, 10, 0.5)\n"
+            "print('numpy.ma' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False"]
+
 # The constant cost: a network whose output is the mean target for every input
 # (last layer's weights zero, its bias chosen) has exactly that cost.
 @pytest.mark.parametrize("cost, activation, bias", [
@@ -217,6 +243,19 @@ def test_weighted_constant_cost_is_the_weighted_cost_of_predicting_the_weighted_
     assert constant_cost(cost, activation, Y, w) == pytest.approx(
         net.cost(X, Y, sample_weight=w), rel=1e-12)
 
+
+
+def test_weighted_constant_cost_ignores_a_class_only_rows_of_weight_zero_hold():
+    """A class held only by rows of weight 0 has mean target 0: it is never predicted,
+    and those rows count for nothing (the old per-row sum gave 0 * ln 0 = NaN)."""
+    rng = np.random.default_rng(8)
+    y = np.r_[rng.integers(0, 2, 200), np.full(10, 2)]
+    w = np.r_[rng.uniform(0.5, 2.0, 200), np.zeros(10)]
+    Y = np.eye(3)[y]
+    expected = constant_cost("log_likelihood", "softmax", np.eye(2)[y[:200]], w[:200])
+    # float64 sums of 200 terms of order 1
+    assert constant_cost("log_likelihood", "softmax", Y, w) == pytest.approx(expected,
+                                                                             rel=1e-12)
 
 def test_class_weights_are_judged_against_the_weighted_constant_cost():
     """90% of one class, weighted "balanced": fit records the weighted cost, 0.58 and

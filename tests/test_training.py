@@ -339,6 +339,29 @@ def test_validation_data_fills_history(cls):
         X, y, epochs=2, batch_size=7, lr=0.2).val_cost == []
 
 
+def test_validation_data_is_read_in_one_forward_pass_per_epoch(monkeypatch):
+    """After each epoch fit gets a^L (the accuracy) and C_x (the cost) of the validation
+    set from the same pass of the forward kernel, not one pass for each."""
+    from bpcore import network
+
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(60, 4)).astype(np.float32), rng.integers(0, 3, size=60)
+    Xv, yv = rng.normal(size=(25, 4)).astype(np.float32), rng.integers(0, 3, size=25)
+    forward, rows = network._kernels.forward, []
+
+    def counting(layout, params, X, *rest):
+        rows.append(X.shape[0])
+        return forward(layout, params, X, *rest)
+
+    monkeypatch.setattr(network._kernels, "forward", counting)
+    net = bpcore.Network([4, 6, 3], ["relu", "softmax"], "log_likelihood", "float32", seed=0)
+    history = net.fit(X, y, epochs=3, batch_size=7, lr=0.2, seed=0, validation_data=(Xv, yv))
+    assert rows == [25, 25, 25]
+    monkeypatch.undo()
+    assert history.val_cost[-1] == net.cost(Xv, yv)
+    assert history.val_accuracy[-1] == net.evaluate(Xv, yv)
+
+
 def test_fit_seed_makes_runs_reproducible():
     X, Y = _data([4, 5, 2], "quadratic", 40, seed=8)
     kw = dict(epochs=3, batch_size=6, lr=0.5, momentum=0.3)
