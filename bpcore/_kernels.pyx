@@ -49,7 +49,8 @@ Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
        order, then their optimizer step.
     A thread that is not running takes no piece; one that holds the others up far
     longer than its piece should take (descheduled by the host) is excluded for a
-    while (_sched.h).  Every number is computed by exactly one piece, in an order
+    while, and a thread left alone takes runs of consecutive pieces of a phase at
+    once, computed as one piece (``extend_run``; _sched.h).  Every number is computed by exactly one piece, in an order
     that does not depend on which thread or how many (see _gemm.h): trained
     weights are bitwise the same for any thread count.
 """
@@ -213,7 +214,7 @@ cdef struct Data:
     long slow_ns
     int cut_for               # tests: cut the epoch for this many threads (0: the team)
     long long max_run         # tests: at most this many pieces per run (0: no limit)
-    int pin                   # 1: pin the team's threads to CPUs if _sched.h allows
+    int pin                   # 1: pin the team's threads to CPUs where _sched.h allows
     double* bias_norms        # L sums of ||dC/db^l|| over the mini-batches, or NULL (off)
 
 
@@ -666,9 +667,6 @@ cdef void record_bias_norms(const LayoutC* net, const real* grads, Py_ssize_t m,
         out[l - 1] += sqrt(total) / m
 
 
-import os as _os
-cdef int PIN_EXPERIMENT = int(_os.environ.get("BPCORE_PIN_EXPERIMENT", "1"))
-
 #: How often a training epoch checks for Ctrl-C and other signals.
 cdef double POLL_SECONDS = 0.05
 
@@ -975,7 +973,7 @@ cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:
     data.slow_ns = 0
     data.cut_for = 0
     data.max_run = 0
-    data.pin = PIN_EXPERIMENT
+    data.pin = 0
     data.bias_norms = NULL
     return 0
 
@@ -1087,6 +1085,9 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
         raise ValueError("_cut_for must be in 0..BP_MAX_TEAM and _max_run >= 0")
     data.cut_for = _cut_for
     data.max_run = _max_run
+    # An epoch is long enough for the pinning's four system calls per thread; a
+    # gradient call (one per mini-batch in data-parallel training) is not.
+    data.pin = 1
     if bias_norms is not None:
         if bias_norms.shape[0] != net.n_layers:
             raise ValueError("bias_norms must have one entry per layer")

@@ -11,6 +11,12 @@ did the work and in how many runs, counted by the kernels, not how long it took.
 """
 from __future__ import annotations
 
+import glob
+import os
+import sys
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -155,3 +161,61 @@ def test_an_exclusion_lasts_into_the_next_call_through_team_memory():
     second = epoch()
     assert second[1] == 0 and second[0] == first[:2].sum()
     assert memory[1, 2] > 0 and memory[0, :2].min() > 0  # exclusion end and speeds kept
+
+
+def _masks():
+    """{thread id: the CPUs it may run on} of this process's threads (Linux)."""
+    masks = {}
+    for status in glob.glob("/proc/self/task/*/status"):
+        try:
+            with open(status) as f:
+                line = next(x for x in f if x.startswith("Cpus_allowed_list:"))
+        except (OSError, StopIteration):  # pragma: no cover - a thread that just ended
+            continue
+        cpus = set()
+        for part in line.split(":", 1)[1].strip().split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+        masks[int(status.split("/")[4])] = frozenset(cpus)
+    return masks
+
+
+@needs_openmp
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pinning is Linux-only")
+def test_an_epoch_pins_each_thread_to_its_own_cpu_and_gives_the_mask_back():
+    cpus = frozenset(os.sched_getaffinity(0))
+    if not 2 <= len(cpus) <= 16:
+        pytest.skip("needs a mask of 2 to 16 CPUs")  # pragma: no cover
+    before = _masks()
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(_masks())
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        # thread 0, the calling one, naps 20 ms holding its first piece: long enough
+        # to be seen pinned
+        _, stats, _ = _epoch(len(cpus), slow_thread=0, slow_seconds=0.02)
+    finally:
+        stop.set()
+        watcher.join()
+    main = threading.get_native_id()
+    pinned = {next(iter(m[main])) for m in seen if len(m.get(main, cpus)) == 1}
+    assert len(pinned) == 1 and pinned <= cpus, f"the calling thread ran on {pinned}"
+    assert any(sum(len(c) == 1 for c in m.values()) >= 2 for m in seen), "no other thread pinned"
+    assert os.sched_getaffinity(0) == cpus
+    after = _masks()
+    assert all(after[t] == before.get(t, cpus) for t in after), (before, after)
+
+    # a narrower mask than the team (one CPU for two threads) is left as it is
+    one = {min(cpus)}
+    os.sched_setaffinity(0, one)
+    try:
+        _epoch(2)
+        assert os.sched_getaffinity(0) == one
+    finally:
+        os.sched_setaffinity(0, cpus)
