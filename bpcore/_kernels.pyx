@@ -50,8 +50,9 @@ Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
     A thread that is not running takes no piece; one that holds the others up far
     longer than its piece should take (descheduled by the host) is excluded for a
     while, and a thread left alone takes runs of consecutive pieces of a phase at
-    once, computed as one piece (``extend_run``; _sched.h).  Every number is computed by exactly one piece, in an order
-    that does not depend on which thread or how many (see _gemm.h): trained
+    once, computed as one piece (``extend_run``; _sched.h).  Every number is
+    computed by exactly one piece, in an order that does not depend on which
+    thread or how many, nor on how rows are blocked (see _gemm.h): trained
     weights are bitwise the same for any thread count.
 """
 from cython.parallel cimport parallel
@@ -788,6 +789,8 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
                 break
             if until == BP_FURTHER_NOTICE:  # its end is about to be set
                 bp_nap(BP_NAP_NS)
+            elif tid == 0:  # it polls for signals every POLL_SECONDS
+                bp_sleep(team, min(until - now, <bp_ns>(POLL_SECONDS * 1e9)))
             else:
                 bp_sleep(team, until - now)
             continue
@@ -1081,8 +1084,10 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
         return
     data.slow_thread = _slow_thread
     data.slow_ns = <long>(_slow_seconds * 1e9)
-    if _cut_for < 0 or _cut_for > BP_MAX_TEAM or _max_run < 0:
-        raise ValueError("_cut_for must be in 0..BP_MAX_TEAM and _max_run >= 0")
+    if _cut_for < 0 or _cut_for > BP_MAX_TEAM:
+        raise ValueError(f"_cut_for must be in 0..{BP_MAX_TEAM}, got {_cut_for}")
+    if _max_run < 0:
+        raise ValueError(f"_max_run must be >= 0, got {_max_run}")
     data.cut_for = _cut_for
     data.max_run = _max_run
     # An epoch is long enough for the pinning's four system calls per thread; a
