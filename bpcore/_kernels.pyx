@@ -49,8 +49,10 @@ Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
        order, then their optimizer step.
     A thread that is not running takes no piece; one that holds the others up far
     longer than its piece should take (descheduled by the host) is excluded for a
-    while (_sched.h).  Every number is computed by exactly one piece, in an order
-    that does not depend on which thread or how many (see _gemm.h): trained
+    while, and a thread left alone takes runs of consecutive pieces of a phase at
+    once, computed as one piece (``extend_run``; _sched.h).  Every number is
+    computed by exactly one piece, in an order that does not depend on which
+    thread or how many, nor on how rows are blocked (see _gemm.h): trained
     weights are bitwise the same for any thread count.
 """
 from cython.parallel cimport parallel
@@ -78,12 +80,16 @@ cdef extern from "_sched.h" nogil:
         bp_ns since
         long long work
         bp_ns excluded_until
+        double ns_per_work[2]
+        bp_ns released
         long long pieces
+        long long runs
     ctypedef struct bp_team:
         long long next
         long long completed
         long long stopping
         long long stop_at
+        long long ready
         long long exclusions
         bp_member* member
     enum: BP_MAX_TEAM
@@ -93,13 +99,23 @@ cdef extern from "_sched.h" nogil:
     void BP_STORE(long long* p, long long v)
     void BP_STORE_SC(long long* p, long long v)
     long long BP_FETCH_ADD(long long* p, long long v)
+    bint BP_CAS(long long* p, long long expected, long long desired)
     long long BP_ADD_RELEASE(long long* p, long long v)
     void BP_PAUSE()
     bp_ns bp_now()
     void bp_nap(long ns)
+    void bp_sleep(bp_team* team, bp_ns ns)
+    void bp_wake_all(bp_team* team)
+    bp_ns BP_FURTHER_NOTICE
+    ctypedef struct bp_cpuset:
+        pass
+    void bp_pin_plan(bp_team* team, int nt, int want)
+    bint bp_pin(const bp_team* team, int tid, bp_cpuset* saved)
+    void bp_unpin(const bp_cpuset* saved)
     void bp_team_init(bp_team* team, int nt, const double* memory)
     void bp_team_save(const bp_team* team, int nt, double* memory)
     void bp_learn_speed(bp_member* me, int kind, bp_ns took, long long work)
+    bp_ns bp_alone(const bp_team* team, int nt, int me, bp_ns now)
     int bp_exclude_slow(bp_team* team, int nt, int waiter, int kind, long long need,
                         bp_ns wait_start, bp_ns now)
     void bp_end_exclusions(bp_team* team, int nt, int waiter, bp_ns now, bp_ns waited)
@@ -197,6 +213,9 @@ cdef struct Data:
     bint interrupted          # set by thread 0 when a signal handler raised
     int slow_thread           # tests: this thread naps slow_ns before each piece (-1: none)
     long slow_ns
+    int cut_for               # tests: cut the epoch for this many threads (0: the team)
+    long long max_run         # tests: at most this many pieces per run (0: no limit)
+    int pin                   # 1: pin the team's threads to CPUs where _sched.h allows
     double* bias_norms        # L sums of ||dC/db^l|| over the mini-batches, or NULL (off)
 
 
@@ -549,10 +568,13 @@ cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size,
 
 
 cdef struct Piece:
+    # One piece, or a run of consecutive pieces of one phase merged into one.
     Py_ssize_t batch          # which mini-batch
-    int phase                 # 1: examples i0..i1 of it; 2: rows j0..j1 of W^l
-    Py_ssize_t i0, i1, l, j0, j1
+    int phase                 # 1: examples i0..i1 of it; 2: rows j0.. of W^l to ..j1 of W^l1
+    Py_ssize_t i0, i1, l, j0, l1, j1
     long long need            # completed pieces needed first (all of the phase before)
+    long long end             # the ticket after the last piece of the phase
+    long long count           # tickets the piece stands for (1, or a run's length)
     long long work            # multiply-adds, for the speed estimates of _sched.h
 
 
@@ -579,17 +601,20 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
     rows1 = s.rows1_last if last else s.rows1
     pieces1 = s.pieces1_last if last else s.pieces1
     p.batch = b
+    p.count = 1
     if r < pieces1:
         p.phase = 1
         p.i0 = r * rows1
         p.i1 = min(m, p.i0 + rows1)
         p.need = first
+        p.end = first + pieces1
         for l in range(1, net.n_layers + 1):
             madds += net.sizes[l] * net.sizes[l - 1]
         p.work = 2 * madds * (p.i1 - p.i0)
         return
     p.phase = 2
     p.need = first + pieces1
+    p.end = batch_start(s, b + 1)
     r -= pieces1
     l = 1
     while l <= net.n_layers:
@@ -597,13 +622,37 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
         per = row_chunk(size, s.nt)
         count = (size + per - 1) // per
         if r < count:
-            p.l = l
+            p.l = p.l1 = l
             p.j0 = r * per
             p.j1 = min(size, p.j0 + per)
             p.work = (p.j1 - p.j0) * net.sizes[l - 1] * m
             return
         r -= count
         l += 1
+
+
+cdef void extend_run(const LayoutC* net, const Schedule* s, const Data* data, long long t,
+                     double ns_per_work, bp_ns budget, Piece* p) noexcept nogil:
+    """Extend piece p (of ticket t) by the pieces after it in its phase while the run
+    is expected to take at most ``budget`` ns at ``ns_per_work`` (and, with the test
+    hook, has at most ``data.max_run`` pieces): consecutive blocks of examples become
+    one block, the chunks of rows of each layer one chunk per layer."""
+    cdef Piece q
+    cdef long long u = t + 1
+    if ns_per_work <= 0:
+        return  # no estimate yet: a single piece, which gives one
+    while u < p.end and (data.max_run == 0 or p.count < data.max_run):
+        decode(net, s, data, u, &q)
+        if ns_per_work * <double>(p.work + q.work) > <double>budget:
+            break
+        if p.phase == 1:
+            p.i1 = q.i1
+        else:
+            p.l1 = q.l
+            p.j1 = q.j1
+        p.work += q.work
+        p.count += 1
+        u += 1
 
 
 cdef void record_bias_norms(const LayoutC* net, const real* grads, Py_ssize_t m,
@@ -652,7 +701,9 @@ cdef void poll_signals(Data* data, const Schedule* s, bp_team* team) noexcept no
         # every ticket taken before is below `handed`, so in a mini-batch that ends
         # at or before stop_at: no mini-batch is left half done.
         handed = min(BP_LOAD_SC(&team.next), s.total)
-        BP_STORE(&team.stop_at, 0 if handed == 0 else batch_start(s, batch_of(s, handed - 1) + 1))
+        BP_STORE_SC(&team.stop_at, 0 if handed == 0 else batch_start(s, batch_of(s, handed - 1) + 1))
+        if BP_LOAD_SC(&team.completed) >= team.stop_at:  # else the last piece's holder wakes them
+            bp_wake_all(team)
 
 
 cdef inline long long end_ticket(const Schedule* s, bp_team* team) noexcept nogil:
@@ -668,7 +719,7 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
     delta^L .. delta^1).  Phase 2: rows j0..j1 of W^l and b^l (gradient sums and,
     with an optimizer, its step)."""
     cdef Py_ssize_t L = net.n_layers, n_in = net.sizes[0], n_out = net.sizes[L]
-    cdef Py_ssize_t ld = net.units, i, row, start = p.batch * data.batch_size
+    cdef Py_ssize_t ld = net.units, i, row, l, j0, j1, start = p.batch * data.batch_size
     cdef Py_ssize_t m = min(data.batch_size, data.n - start)
     cdef const real* X = <const real*>data.X
     cdef const real* Y = <const real*>data.Y
@@ -692,30 +743,45 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
         backward_block(net, <const real*>params, data, start + p.i0, p.i1 - p.i0,
                        Z + row, A + row, D + row)
         return
-    if upd.hyper == NULL:
-        gradient_sums(net, A, D, grads, m, p.l, p.j0, p.j1)
-    else:
-        step_rows(net, A, D, grads, params, upd, m, p.batch, p.l, p.j0, p.j1)
+    for l in range(p.l, p.l1 + 1):  # a run may span several layers
+        j0 = p.j0 if l == p.l else 0
+        j1 = p.j1 if l == p.l1 else net.sizes[l]
+        if upd.hyper == NULL:
+            gradient_sums(net, A, D, grads, m, l, j0, j1)
+        else:
+            step_rows(net, A, D, grads, params, upd, m, p.batch, l, j0, j1)
 
 
 cdef void run_epoch(const LayoutC* net, real* params, real* grads, Data* data, Update* upd,
                     Schedule* s, bp_team* team) noexcept nogil:
     """The parallel region's body: thread 0 cuts the epoch into pieces for the team
-    OpenMP gave (it may be smaller than asked for), then all run them."""
+    OpenMP gave (it may be smaller than asked for) and decides whether to pin it
+    (_sched.h), the others wait for that, then all run the pieces."""
+    cdef bp_cpuset saved
+    cdef bint pinned
     if bp_thread_num() == 0:
-        make_schedule(net, data.n, data.batch_size, bp_team_size(), s)
-    bp_barrier()
+        make_schedule(net, data.n, data.batch_size, max(bp_team_size(), data.cut_for), s)
+        bp_pin_plan(team, bp_team_size(), data.pin)
+        BP_STORE(&team.ready, 1)
+    else:
+        # not a barrier: thread 0 must not wait for a thread the host keeps off its core
+        while not BP_LOAD(&team.ready):
+            BP_PAUSE()
+    pinned = bp_pin(team, bp_thread_num(), &saved)
     run_minibatches(net, params, grads, data, upd, s, team)
+    if pinned:
+        bp_unpin(&saved)
 
 
 cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* data,
                           Update* upd, const Schedule* s, bp_team* team) noexcept nogil:
     """What each thread of the team runs: all mini-batches of one epoch (or one
-    gradient), piece by piece in ticket order (see _sched.h)."""
+    gradient), piece by piece in ticket order, a lone thread in runs of pieces
+    (see _sched.h)."""
     cdef int tid = bp_thread_num(), nt = bp_team_size()
     cdef bp_member* me = &team.member[tid]
-    cdef long long t, end
-    cdef bp_ns now, wait_start, began
+    cdef long long t, end, last_end = -1
+    cdef bp_ns now, wait_start, began, budget, until
     cdef bint excluded_any
     cdef int spins
     cdef Piece p
@@ -723,20 +789,39 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
         if tid == 0:
             poll_signals(data, s, team)
         end = end_ticket(s, team)
-        if BP_LOAD(&me.excluded_until) > bp_now():
+        now = bp_now()
+        until = BP_LOAD(&me.excluded_until)
+        if until > now:
             if end >= 0 and BP_LOAD(&team.completed) >= end:
                 break
-            bp_nap(BP_NAP_NS)
+            if until == BP_FURTHER_NOTICE:  # its end is about to be set
+                bp_nap(BP_NAP_NS)
+            elif tid == 0:  # it polls for signals every POLL_SECONDS
+                bp_sleep(team, min(until - now, <bp_ns>(POLL_SECONDS * 1e9)))
+            else:
+                bp_sleep(team, until - now)
             continue
-        t = BP_FETCH_ADD(&team.next, 1)
-        if t >= s.total:
-            break
+        t = -1
+        # Alone?  Only if no ticket was taken since this thread's last one (cheap to
+        # see), then from the other members' slots.
+        if BP_LOAD(&team.next) == last_end and last_end < s.total:
+            budget = bp_alone(team, nt, tid, now)
+            if budget > 0:
+                decode(net, s, data, last_end, &p)
+                extend_run(net, s, data, last_end, me.ns_per_work[p.phase - 1], budget, &p)
+                if p.count > 1 and BP_CAS(&team.next, last_end, last_end + p.count):
+                    t = last_end
+        if t < 0:
+            t = BP_FETCH_ADD(&team.next, 1)
+            if t >= s.total:
+                break
+            decode(net, s, data, t, &p)
+        last_end = t + p.count
         if BP_LOAD_SC(&team.stopping):
             while BP_LOAD(&team.stop_at) < 0:
                 BP_PAUSE()
-            if t >= BP_LOAD(&team.stop_at):
+            if t >= BP_LOAD(&team.stop_at):  # a run lies in one mini-batch: all or none
                 break
-        decode(net, s, data, t, &p)
         now = bp_now()
         me.work = p.work
         me.since = now
@@ -763,10 +848,15 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             bp_nap(data.slow_ns)
         began = bp_now()
         do_piece(net, params, grads, data, upd, &p)
-        bp_learn_speed(me, p.phase - 1, bp_now() - began, p.work)
+        now = bp_now()
+        bp_learn_speed(me, p.phase - 1, now - began, p.work)
+        BP_STORE(&me.released, now)
         BP_STORE(&me.ticket, -1)
-        BP_ADD_RELEASE(&team.completed, 1)
-        me.pieces += 1
+        end = end_ticket(s, team)
+        if BP_ADD_RELEASE(&team.completed, p.count) + p.count >= end >= 0:
+            bp_wake_all(team)  # the last piece: the sleepers leave (a stop: see poll_signals)
+        me.pieces += p.count
+        me.runs += 1
 
 
 cdef void forward_rows(const LayoutC* net, const real* params, const real* X, const real* Y,
@@ -891,6 +981,9 @@ cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:
     data.interrupted = False
     data.slow_thread = -1
     data.slow_ns = 0
+    data.cut_for = 0
+    data.max_run = 0
+    data.pin = 0
     data.bias_norms = NULL
     return 0
 
@@ -914,12 +1007,14 @@ cdef void record_last_bias_norms(const LayoutC* net, void* params, void* grads,
 
 cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Update* upd,
                   bint single, int num_threads, long long[::1] stats,
-                  double[:, ::1] team_memory) except -1:
+                  double[:, ::1] team_memory, long long[::1] runs=None) except -1:
     """The parallel region of an epoch or a gradient (see _sched.h)."""
     if num_threads > BP_MAX_TEAM:
         raise ValueError(f"num_threads must be <= {BP_MAX_TEAM}")
     if stats is not None and stats.shape[0] != num_threads + 1:
         raise ValueError("stats needs num_threads + 1 entries")
+    if runs is not None and runs.shape[0] != num_threads:
+        raise ValueError("runs needs num_threads entries")
     if team_memory is not None and (team_memory.shape[0] != num_threads
                                     or team_memory.shape[1] != 3):
         raise ValueError("team_memory needs num_threads rows of 3")
@@ -942,6 +1037,9 @@ cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Upd
         for tid in range(num_threads):
             stats[tid] = team.member[tid].pieces if tid < sched.nt else 0
         stats[num_threads] = team.exclusions
+    if runs is not None:
+        for tid in range(num_threads):
+            runs[tid] = team.member[tid].runs if tid < sched.nt else 0
     return 0
 
 
@@ -951,7 +1049,8 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
                 Py_ssize_t batch_size, real[:, ::1] Z, real[:, ::1] A, real[:, ::1] D,
                 double[::1] costs, int num_threads, double[::1] bias_norms=None,
                 long long[::1] stats=None, double[:, ::1] team_memory=None,
-                int _slow_thread=-1, double _slow_seconds=0.0):
+                long long[::1] runs=None, int _slow_thread=-1, double _slow_seconds=0.0,
+                int _cut_for=0, long long _max_run=0):
     """One epoch of mini-batch training in place, one optimizer step per mini-batch.
 
     Visits X[order[0]], X[order[1]], ... (order None: 0, 1, 2, ...) in mini-batches
@@ -972,8 +1071,12 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
     computed and, last, how many times a thread was excluded for holding the
     others up (see _sched.h).  ``team_memory`` (num_threads x 3, or None) carries
     the threads' speed estimates and exclusions from one call to the next.
-    ``_slow_thread`` naps ``_slow_seconds`` before each piece it takes: a stand-in,
-    for the tests, for a thread that loses its core.
+    ``runs``, if given (num_threads entries), receives how many times each thread
+    took work: a single piece, or a run of consecutive pieces that a lone thread
+    merges into one (_sched.h), so that ``stats[t] - runs[t]`` pieces were merged.
+    Test hooks: ``_slow_thread`` naps ``_slow_seconds`` before each piece it takes,
+    a stand-in for a thread that loses its core; ``_cut_for`` cuts the epoch into
+    pieces for that many threads whatever the team; ``_max_run`` caps a run's pieces.
     """
     cdef LayoutC* net = &layout.c
     _check_params(layout, params.shape[0], "params")
@@ -988,6 +1091,15 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
         return
     data.slow_thread = _slow_thread
     data.slow_ns = <long>(_slow_seconds * 1e9)
+    if _cut_for < 0 or _cut_for > BP_MAX_TEAM:
+        raise ValueError(f"_cut_for must be in 0..{BP_MAX_TEAM}, got {_cut_for}")
+    if _max_run < 0:
+        raise ValueError(f"_max_run must be >= 0, got {_max_run}")
+    data.cut_for = _cut_for
+    data.max_run = _max_run
+    # An epoch is long enough for the pinning's four system calls per thread; a
+    # gradient call (one per mini-batch in data-parallel training) is not.
+    data.pin = 1
     if bias_norms is not None:
         if bias_norms.shape[0] != net.n_layers:
             raise ValueError("bias_norms must have one entry per layer")
@@ -996,7 +1108,7 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
     hyper.fill(&h)
     upd.hyper = &h
     run_team(net, &params[0], &grads[0], &data, &upd, real is float, num_threads, stats,
-             team_memory)
+             team_memory, runs)
     hyper.t += upd.steps
     if data.interrupted:
         raise_pending()

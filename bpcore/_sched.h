@@ -21,9 +21,22 @@
  * the time out of the way, at a cost of one wait per exclusion; a thread that
  * lost its core once rejoins soon.
  *
+ * A thread running alone (every other member excluded, or holding no ticket for
+ * BP_IDLE_NS: descheduled between pieces, or not started yet) would still work on
+ * pieces cut for the whole team: each block of examples streams every W^l
+ * again, each piece pays its own hand-over.  So it claims a *run*: the pieces
+ * from the next ticket to the end of its phase, or as many as its own speed
+ * says fit in BP_MERGE_NS and before the earliest end of an exclusion, taken at
+ * once by a compare-and-swap of the ticket counter (which fails, leaving one
+ * ticket to take, if another thread took one meanwhile), and run as one piece:
+ * consecutive blocks of examples as one block, consecutive chunks of rows of a
+ * layer as one chunk.  A thread that comes back meanwhile takes the ticket after
+ * the run and waits for it as for any piece.
+ *
  * Which thread computes a piece never changes a result (each number is computed
  * by one piece, in an order fixed by the data: see _gemm.h), so neither the
- * thread count nor the exclusions change the trained weights.
+ * thread count nor the exclusions change the trained weights; nor do runs: the
+ * products' sums do not depend on how their rows are blocked.
  *
  * Memory order: a piece's writes are published by the release increment of the
  * completed counter and seen by every thread that acquires it before reading
@@ -36,6 +49,22 @@
 #if defined(_WIN32)
 #include <windows.h>
 #endif
+#if defined(__linux__)
+#include <sched.h>  /* CPU_SET and sched_setaffinity: Python.h defines _GNU_SOURCE */
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(__linux__) && defined(SYS_futex) && defined(FUTEX_WAIT_PRIVATE)
+#define BP_CAN_SLEEP 1
+#endif
+#if defined(__linux__) && defined(CPU_SET) && defined(CPU_EQUAL) && defined(CPU_COUNT)
+#define BP_CAN_PIN 1
+typedef cpu_set_t bp_cpuset;
+#else
+typedef struct { int unused; } bp_cpuset;
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define BP_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -44,6 +73,11 @@
 #define BP_STORE_SC(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define BP_LOAD_SC(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define BP_FETCH_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define BP_CAS(p, expected, desired) bp_cas_((p), (expected), (desired))
+static inline int bp_cas_(long long *p, long long expected, long long desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
 #define BP_ADD_RELEASE(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
 #if defined(__x86_64__) || defined(__i386__)
 #define BP_PAUSE() __builtin_ia32_pause()
@@ -51,6 +85,7 @@
 #define BP_PAUSE() ((void)0)
 #endif
 #define BP_ALIGNED_LINE __attribute__((aligned(64)))
+#define BP_STORE_INT_SC(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #elif defined(_MSC_VER)
 #include <intrin.h>
 /* x86/x64 MSVC: aligned loads and stores are atomic, and volatile accesses are
@@ -61,9 +96,12 @@
 #define BP_STORE(p, v) (*(volatile long long *)(p) = (v))
 #define BP_STORE_SC(p, v) _InterlockedExchange64((volatile long long *)(p), (v))
 #define BP_FETCH_ADD(p, v) _InterlockedExchangeAdd64((volatile long long *)(p), (v))
+#define BP_CAS(p, expected, desired) \
+    (_InterlockedCompareExchange64((volatile long long *)(p), (desired), (expected)) == (expected))
 #define BP_ADD_RELEASE(p, v) _InterlockedExchangeAdd64((volatile long long *)(p), (v))
 #define BP_PAUSE() _mm_pause()
 #define BP_ALIGNED_LINE __declspec(align(64))
+#define BP_STORE_INT_SC(p, v) _InterlockedExchange((volatile long *)(p), (v))
 #else
 #error "bpcore/_sched.h needs GCC, Clang or MSVC atomics"
 #endif
@@ -74,8 +112,14 @@
 #define BP_EXCLUDE_FACTOR 32
 /* A holder is flagged once the wait exceeds 4x the piece's expected time plus this. */
 #define BP_SLACK_NS 50000LL
-/* How long an excluded thread sleeps between looks at the team. */
+/* How long an excluded thread sleeps between looks at the team where it cannot
+ * sleep until woken (or while the wait that excludes it still goes on). */
 #define BP_NAP_NS 50000L
+/* A member that has held no ticket for this long counts as not running. */
+#define BP_IDLE_NS 20000LL
+/* A lone thread's run of pieces is expected to take at most this long (a thread
+ * coming back waits for it at most about this). */
+#define BP_MERGE_NS 1000000LL
 /* excluded_until of a thread excluded by a wait still going on. */
 #define BP_FURTHER_NOTICE (1LL << 62)
 
@@ -109,15 +153,21 @@ typedef struct BP_ALIGNED_LINE {
     long long work;            /* that piece's work (multiply-adds), for the waiter's estimate */
     bp_ns excluded_until;      /* takes no ticket before this time */
     double ns_per_work[2];     /* its own recent speed per phase kind (0 = not measured) */
+    bp_ns released;            /* when it last gave up a ticket (or the call started) */
     long long pieces;          /* pieces it completed in this call */
+    long long runs;            /* how many times it took work: one piece or a run */
 } bp_member;
 
 typedef struct {
     BP_ALIGNED_LINE long long next;      /* next ticket to hand out */
     BP_ALIGNED_LINE long long completed; /* pieces completed */
     BP_ALIGNED_LINE long long stopping;  /* 1 once a stop was asked for */
+    long long ready;                     /* 1 once thread 0 has cut the epoch */
+    BP_ALIGNED_LINE int done;            /* 1 once every piece to be done is complete */
     long long stop_at;                   /* tickets from here on are not done; -1 unknown */
     long long exclusions;                /* how many times a thread was excluded */
+    int pin;                             /* 1: each thread runs on its own CPU of `cpus` */
+    bp_cpuset cpus;
     bp_member member[BP_MAX_TEAM];
 } bp_team;
 
@@ -125,9 +175,12 @@ typedef struct {
  * thread's speed estimates and exclusion from the network's previous call, so that
  * a thread the host keeps slow is not given a fresh chance every epoch. */
 static inline void bp_team_init(bp_team *team, int nt, const double *memory) {
+    bp_ns now = bp_now();
     team->next = 0;
     team->completed = 0;
     team->stopping = 0;
+    team->ready = 0;
+    team->done = 0;
     team->stop_at = -1;
     team->exclusions = 0;
     for (int t = 0; t < nt; t++) {
@@ -137,7 +190,9 @@ static inline void bp_team_init(bp_team *team, int nt, const double *memory) {
         team->member[t].ns_per_work[0] = memory ? memory[3 * t] : 0;
         team->member[t].ns_per_work[1] = memory ? memory[3 * t + 1] : 0;
         team->member[t].excluded_until = memory ? (bp_ns)memory[3 * t + 2] : 0;
+        team->member[t].released = now;
         team->member[t].pieces = 0;
+        team->member[t].runs = 0;
     }
 }
 
@@ -149,6 +204,105 @@ static inline void bp_team_save(const bp_team *team, int nt, double *memory) {
         memory[3 * t + 1] = team->member[t].ns_per_work[1];
         memory[3 * t + 2] = (double)(until == BP_FURTHER_NOTICE ? 0 : until);
     }
+}
+
+/* An excluded thread's sleep: until bp_wake_all (the epoch is done) or for `ns`,
+ * whichever comes first (it may also return early).  Sleeping rather than napping
+ * in short naps matters: each wake-up of a nap loop on the core of the thread
+ * that works takes that core from it (a timer, a context switch, and in a
+ * virtual machine exits to the host), thousands of times an epoch. */
+static inline void bp_sleep(bp_team *team, bp_ns ns) {
+#ifdef BP_CAN_SLEEP
+    struct timespec t;
+    if (ns > 1000000000LL)
+        ns = 1000000000LL;
+    t.tv_sec = (time_t)(ns / 1000000000LL);
+    t.tv_nsec = (long)(ns % 1000000000LL);
+    syscall(SYS_futex, &team->done, FUTEX_WAIT_PRIVATE, 0, &t, NULL, 0);
+#else
+    (void)team;
+    bp_nap(ns < BP_NAP_NS ? (long)ns : BP_NAP_NS);
+#endif
+}
+
+/* Every piece to be done is complete: wake the sleepers (called at most a few
+ * times per call, by whoever sees it). */
+static inline void bp_wake_all(bp_team *team) {
+    BP_STORE_INT_SC(&team->done, 1);
+#ifdef BP_CAN_SLEEP
+    syscall(SYS_futex, &team->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#endif
+}
+
+/* Called by thread `me` before it takes work: 0 if another member may be running
+ * (it holds a ticket, or gave one up less than BP_IDLE_NS ago, and is not
+ * excluded), else how long a run of pieces may take: BP_MERGE_NS, or less if an
+ * exclusion ends sooner.  Stops at the first member that may be running. */
+static inline bp_ns bp_alone(const bp_team *team, int nt, int me, bp_ns now) {
+    bp_ns horizon = BP_MERGE_NS;
+    for (int h = 0; h < nt; h++) {
+        const bp_member *m = &team->member[h];
+        bp_ns until;
+        if (h == me)
+            continue;
+        until = BP_LOAD_RELAXED(&m->excluded_until);
+        if (until > now) {
+            if (until - now < horizon)
+                horizon = until - now;
+            continue;
+        }
+        /* ticket first: its owner stores `released` before it gives the ticket up */
+        if (BP_LOAD(&m->ticket) >= 0 || now - BP_LOAD_RELAXED(&m->released) < BP_IDLE_NS)
+            return 0;
+    }
+    return horizon;
+}
+
+/* Pinning.  A team of as many threads as its calling thread has CPUs to run on
+ * pins each thread to one of them for the call (and gives each its own mask
+ * back afterwards), so that the host cannot move the thread that has the work
+ * onto the core another process keeps busy, nor wake an excluded thread on the
+ * core of the one that works.  Narrower or wider masks, or a thread whose mask
+ * differs from the calling thread's (an OpenMP binding of its own), are left
+ * alone.  Thread 0 plans, before the team starts; `want` 0 never pins. */
+static inline void bp_pin_plan(bp_team *team, int nt, int want) {
+    team->pin = 0;
+#ifdef BP_CAN_PIN
+    if (want && nt > 1 && sched_getaffinity(0, sizeof team->cpus, &team->cpus) == 0
+        && CPU_COUNT(&team->cpus) == nt)
+        team->pin = 1;
+#else
+    (void)nt; (void)want;
+#endif
+}
+
+/* Pin the calling thread (`tid` of the team) to its CPU; 1 if it did, its mask
+ * before in *saved for bp_unpin. */
+static inline int bp_pin(const bp_team *team, int tid, bp_cpuset *saved) {
+#ifdef BP_CAN_PIN
+    int seen = 0;
+    if (!team->pin || sched_getaffinity(0, sizeof *saved, saved) != 0
+        || !CPU_EQUAL(saved, &team->cpus))
+        return 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &team->cpus) && seen++ == tid) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(c, &one);
+            return sched_setaffinity(0, sizeof one, &one) == 0;
+        }
+#else
+    (void)team; (void)tid; (void)saved;
+#endif
+    return 0;
+}
+
+static inline void bp_unpin(const bp_cpuset *saved) {
+#ifdef BP_CAN_PIN
+    sched_setaffinity(0, sizeof *saved, saved);
+#else
+    (void)saved;
+#endif
 }
 
 /* Record the duration of a piece of `work` multiply-adds of phase kind `kind`

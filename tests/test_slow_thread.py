@@ -3,10 +3,19 @@
 The kernels' test hook ``_slow_thread`` makes one thread nap before every piece
 it takes, as a thread the operating system deschedules while it holds work
 would.  The others must then exclude it and do (almost) everything themselves,
-and the trained weights must be bitwise those of one thread.  What is asserted
-is who did the work, counted by the kernels, not how long it took.
+and the trained weights must be bitwise those of one thread.  A thread left
+alone merges runs of consecutive pieces into one; ``_cut_for`` (cut the epoch
+for more threads than run it) and ``_max_run`` (cap a run's pieces) make it do
+so in every pattern on one thread, deterministically.  What is asserted is who
+did the work and in how many runs, counted by the kernels, not how long it took.
 """
 from __future__ import annotations
+
+import glob
+import os
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +33,7 @@ BATCH = 32
 
 
 def _setup(dtype="float64", n=2560):
+    """n examples; 2560 fills 80 mini-batches, other counts leave a smaller last one."""
     rng = np.random.default_rng(0)
     X = rng.random((n, SIZES[0])).astype(dtype)
     Y = np.eye(SIZES[-1], dtype=dtype)[rng.integers(0, SIZES[-1], n)]
@@ -34,44 +44,52 @@ def _kernel_epoch(net, optimizer, X, Y, order, threads, workspace, **options):
     """One epoch through the kernels' entry, with their statistics."""
     state = net._bind_optimizer(optimizer)
     hyper = optimizer._hyper(kernels)
-    stats = np.zeros(threads + 1, dtype=np.int64)
+    stats = np.zeros(threads + 2, dtype=np.int64)  # pieces, exclusions; last: runs
+    runs = np.zeros(threads, dtype=np.int64)
     kernels.train_epoch(net._layout, net._params, net._grads, state if state.shape[0] else None,
-                        hyper, X, Y, order, None, BATCH, *workspace, None, threads, stats=stats,
-                        **options)
+                        hyper, X, Y, order, None, BATCH, *workspace, None, threads,
+                        stats=stats[:threads + 1], runs=runs, **options)
     optimizer._t = hyper.t
-    return stats
+    stats[-1] = runs.sum()
+    return stats, runs
 
 
-def _epoch(threads, slow_thread=-1, slow_seconds=0.0, dtype="float64", epochs=1):
-    """Train a fresh network; return its parameters and the kernels' statistics."""
-    X, Y = _setup(dtype)
+def _epoch(threads, slow_thread=-1, slow_seconds=0.0, dtype="float64", epochs=1, n=2560,
+           **options):
+    """Train a fresh network; return its parameters and the kernels' statistics:
+    pieces per thread, exclusions, and (``_epoch(...)[2]``) runs per thread."""
+    X, Y = _setup(dtype, n)
     net = bpcore.Network(SIZES, activations=["tanh", "relu", "sigmoid"], dtype=dtype, seed=3)
     workspace = net._fit_workspace(BATCH)
     optimizer = SGD(0.1, momentum=0.9, weight_decay=1e-4)
     order = np.random.default_rng(1).permutation(X.shape[0])
     for _ in range(epochs):
-        stats = _kernel_epoch(net, optimizer, X, Y, order, threads, workspace,
-                              _slow_thread=slow_thread, _slow_seconds=slow_seconds)
-    return net._params.copy(), stats
+        stats, runs = _kernel_epoch(net, optimizer, X, Y, order, threads, workspace,
+                                    _slow_thread=slow_thread, _slow_seconds=slow_seconds,
+                                    **options)
+    return net._params.copy(), stats[:-1], runs
 
 
 def test_statistics_count_every_piece():
-    params, stats = _epoch(1)
+    params, stats, runs = _epoch(1)
     # one thread: per mini-batch one piece of examples and one per layer of W
     batches = -(-2560 // BATCH)
     assert stats[0] == batches * (1 + len(SIZES) - 1)
     assert stats[-1] == 0
+    # a lone thread takes the layers of W in one run (after its first mini-batch,
+    # which measures its speed)
+    assert 2 * batches <= runs[0] <= 2 * batches + len(SIZES)
 
 
 @needs_openmp
 @pytest.mark.parametrize("slow", [0, 1])
 def test_a_slow_thread_is_left_out_and_changes_no_bit(slow):
-    alone, _ = _epoch(1)
-    together, stats = _epoch(2)
+    alone, _, _ = _epoch(1)
+    together, _, _ = _epoch(2)
     assert np.array_equal(alone, together)
     # The stand-in naps 20 ms before each piece it takes: roughly what a thread
     # that shares its core with another process waits for its next time slice.
-    slowed, stats = _epoch(2, slow_thread=slow, slow_seconds=0.02)
+    slowed, stats, runs = _epoch(2, slow_thread=slow, slow_seconds=0.02)
     assert np.array_equal(alone, slowed)
     pieces = stats[:2]
     # Without exclusion it would do about half of the 800 pieces, each nap a wait
@@ -81,14 +99,45 @@ def test_a_slow_thread_is_left_out_and_changes_no_bit(slow):
     assert pieces[slow] <= 4, f"the slow thread took {pieces[slow]} of {pieces.sum()} pieces"
     assert stats[-1] >= 1 or pieces[slow] == 0, "the slow thread worked but was never excluded"
     assert pieces.sum() == _epoch(2)[1][:2].sum()  # every piece done once
+    # Left alone, the other thread merges each phase's pieces (4 blocks of examples,
+    # 6 chunks of rows) into one run: about 2 runs per mini-batch, not 10.
+    fast = 1 - slow
+    assert runs[fast] <= pieces[fast] // 3, f"{runs[fast]} runs for {pieces[fast]} pieces"
 
 
 @needs_openmp
 def test_a_slow_thread_changes_no_bit_in_float32_over_epochs():
-    alone, _ = _epoch(1, dtype="float32", epochs=2)
-    slowed, stats = _epoch(3, slow_thread=2, slow_seconds=0.005, dtype="float32", epochs=2)
+    alone, _, _ = _epoch(1, dtype="float32", epochs=2)
+    slowed, stats, _ = _epoch(3, slow_thread=2, slow_seconds=0.005, dtype="float32", epochs=2)
     assert np.array_equal(alone, slowed)
     assert stats[2] <= 8, f"the slow thread took {stats[2]} of {stats[:3].sum()} pieces"
+
+
+@needs_openmp
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_thread_left_alone_runs_merged_pieces_and_changes_no_bit(dtype):
+    # 2531 examples: 79 mini-batches of 32 and a last one of 3 (a single block)
+    alone, _, _ = _epoch(1, dtype=dtype, n=2531)
+    slowed, stats, runs = _epoch(2, slow_thread=1, slow_seconds=0.02, dtype=dtype, n=2531)
+    assert np.array_equal(alone, slowed)
+    per_batch = 4 + 6  # pieces cut for two threads: 4 blocks of 8 examples, 6 row chunks
+    assert stats[:2].sum() == 79 * per_batch + 1 + 6
+    assert stats[1] <= 4 and runs[0] <= stats[0] // 3, (stats, runs)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cut_for, max_run", [(2, 0), (3, 2), (3, 3), (5, 2), (5, 4), (7, 0)])
+def test_any_merging_of_pieces_changes_no_bit(dtype, cut_for, max_run):
+    # One thread on an epoch cut for several: it is always alone, so it merges
+    # runs of at most max_run pieces (0: each phase's rest), which start and end
+    # inside phases and span layers; the weights stay those of one thread.
+    alone, plain, _ = _epoch(1, dtype=dtype, n=2531)
+    merged, stats, runs = _epoch(1, dtype=dtype, n=2531, _cut_for=cut_for, _max_run=max_run)
+    assert np.array_equal(alone, merged)
+    unmerged, cut, one_each = _epoch(1, dtype=dtype, n=2531, _cut_for=cut_for, _max_run=1)
+    assert np.array_equal(alone, unmerged)
+    assert one_each[0] == cut[0] == stats[0] > plain[0]  # every piece of the cut, once
+    assert runs[0] < stats[0] and runs[0] >= -(-stats[0] // (max_run or stats[0]))
 
 
 @needs_openmp
@@ -101,7 +150,7 @@ def test_an_exclusion_lasts_into_the_next_call_through_team_memory():
 
     def epoch(**slow):
         return _kernel_epoch(net, optimizer, X, Y, None, 2, workspace, team_memory=memory,
-                             **slow)
+                             **slow)[0][:-1]
 
     first = epoch(_slow_thread=1, _slow_seconds=0.02)
     if first[1] == 0:
@@ -112,3 +161,61 @@ def test_an_exclusion_lasts_into_the_next_call_through_team_memory():
     second = epoch()
     assert second[1] == 0 and second[0] == first[:2].sum()
     assert memory[1, 2] > 0 and memory[0, :2].min() > 0  # exclusion end and speeds kept
+
+
+def _masks():
+    """{thread id: the CPUs it may run on} of this process's threads (Linux)."""
+    masks = {}
+    for status in glob.glob("/proc/self/task/*/status"):
+        try:
+            with open(status) as f:
+                line = next(x for x in f if x.startswith("Cpus_allowed_list:"))
+        except (OSError, StopIteration):  # pragma: no cover - a thread that just ended
+            continue
+        cpus = set()
+        for part in line.split(":", 1)[1].strip().split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+        masks[int(status.split("/")[4])] = frozenset(cpus)
+    return masks
+
+
+@needs_openmp
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pinning is Linux-only")
+def test_an_epoch_pins_each_thread_to_its_own_cpu_and_gives_the_mask_back():
+    cpus = frozenset(os.sched_getaffinity(0))
+    if not 2 <= len(cpus) <= 16:
+        pytest.skip("needs a mask of 2 to 16 CPUs")  # pragma: no cover
+    before = _masks()
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(_masks())
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        # thread 0, the calling one, naps 20 ms holding its first piece: long enough
+        # to be seen pinned
+        _, stats, _ = _epoch(len(cpus), slow_thread=0, slow_seconds=0.02)
+    finally:
+        stop.set()
+        watcher.join()
+    main = threading.get_native_id()
+    pinned = {next(iter(m[main])) for m in seen if len(m.get(main, cpus)) == 1}
+    assert len(pinned) == 1 and pinned <= cpus, f"the calling thread ran on {pinned}"
+    assert any(sum(len(c) == 1 for c in m.values()) >= 2 for m in seen), "no other thread pinned"
+    assert os.sched_getaffinity(0) == cpus
+    after = _masks()
+    assert all(after[t] == before.get(t, cpus) for t in after), (before, after)
+
+    # a narrower mask than the team (one CPU for two threads) is left as it is
+    one = {min(cpus)}
+    os.sched_setaffinity(0, one)
+    try:
+        _epoch(2)
+        assert os.sched_getaffinity(0) == one
+    finally:
+        os.sched_setaffinity(0, cpus)
