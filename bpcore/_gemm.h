@@ -23,6 +23,7 @@
 #define BPCORE_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "_optim.h"
@@ -110,6 +111,9 @@ static inline int bp_cpu_level(void) {
 
 typedef float bp_vf __attribute__((vector_size(BP_VBYTES)));
 typedef double bp_vd __attribute__((vector_size(BP_VBYTES)));
+/* lane masks of comparisons of bp_vf / bp_vd (and their bits, for _optim.h) */
+typedef int32_t bp_vmf __attribute__((vector_size(BP_VBYTES)));
+typedef int64_t bp_vmd __attribute__((vector_size(BP_VBYTES)));
 typedef float bp_v4f __attribute__((vector_size(16)));
 typedef double bp_v2d __attribute__((vector_size(16)));
 #if BP_VBYTES >= 32
