@@ -634,16 +634,17 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
 cdef void extend_run(const LayoutC* net, const Schedule* s, const Data* data, long long t,
                      double ns_per_work, bp_ns budget, Piece* p) noexcept nogil:
     """Extend piece p (of ticket t) by the pieces after it in its phase while the run
-    is expected to take at most ``budget`` ns at ``ns_per_work`` (and, with the test
-    hook, has at most ``data.max_run`` pieces): consecutive blocks of examples become
-    one block, the chunks of rows of each layer one chunk per layer."""
+    is expected to take at most ``budget`` ns at ``ns_per_work`` (a negative
+    ns_per_work: no limit; and, with the test hook, at most ``data.max_run`` pieces):
+    consecutive blocks of examples become one block, the chunks of rows of each
+    layer one chunk per layer."""
     cdef Piece q
     cdef long long u = t + 1
-    if ns_per_work <= 0:
+    if ns_per_work == 0:
         return  # no estimate yet: a single piece, which gives one
     while u < p.end and (data.max_run == 0 or p.count < data.max_run):
         decode(net, s, data, u, &q)
-        if ns_per_work * <double>(p.work + q.work) > <double>budget:
+        if ns_per_work > 0 and ns_per_work * <double>(p.work + q.work) > <double>budget:
             break
         if p.phase == 1:
             p.i1 = q.i1
@@ -785,11 +786,16 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
     cdef bint excluded_any
     cdef int spins
     cdef Piece p
+    # Alone in the team, a thread has nobody to wait for, exclude or hand a run to:
+    # its clock reads (two per piece and two per run, ~4% of an N1 epoch) would only
+    # feed the speed estimates and exclusions of a team of several, and the run
+    # lengths of an epoch cut for several (the test hook _cut_for).  now = 0 then.
+    cdef bint timed = nt > 1 or s.nt > 1
     while True:
         if tid == 0:
             poll_signals(data, s, team)
         end = end_ticket(s, team)
-        now = bp_now()
+        now = bp_now() if timed else 0
         until = BP_LOAD(&me.excluded_until)
         if until > now:
             if end >= 0 and BP_LOAD(&team.completed) >= end:
@@ -808,7 +814,10 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             budget = bp_alone(team, nt, tid, now)
             if budget > 0:
                 decode(net, s, data, last_end, &p)
-                extend_run(net, s, data, last_end, me.ns_per_work[p.phase - 1], budget, &p)
+                # untimed, a one-thread team merges the rest of the phase (one
+                # mini-batch's rows of every W^l) whatever it takes
+                extend_run(net, s, data, last_end,
+                           me.ns_per_work[p.phase - 1] if timed else -1.0, budget, &p)
                 if p.count > 1 and BP_CAS(&team.next, last_end, last_end + p.count):
                     t = last_end
         if t < 0:
@@ -822,7 +831,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
                 BP_PAUSE()
             if t >= BP_LOAD(&team.stop_at):  # a run lies in one mini-batch: all or none
                 break
-        now = bp_now()
+        now = bp_now() if timed else 0
         me.work = p.work
         me.since = now
         BP_STORE(&me.ticket, t)
@@ -846,10 +855,13 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
                 bp_end_exclusions(team, nt, tid, now, now - wait_start)
         if tid == data.slow_thread:  # tests: a thread that loses its core holding a piece
             bp_nap(data.slow_ns)
-        began = bp_now()
-        do_piece(net, params, grads, data, upd, &p)
-        now = bp_now()
-        bp_learn_speed(me, p.phase - 1, now - began, p.work)
+        if timed:
+            began = bp_now()
+            do_piece(net, params, grads, data, upd, &p)
+            now = bp_now()
+            bp_learn_speed(me, p.phase - 1, now - began, p.work)
+        else:
+            do_piece(net, params, grads, data, upd, &p)
         BP_STORE(&me.released, now)
         BP_STORE(&me.ticket, -1)
         end = end_ticket(s, team)

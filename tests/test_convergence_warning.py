@@ -190,7 +190,7 @@ def test_percentile_of_the_scale_check_is_numpys(dtype):
             # the same order statistics and lerp; np.percentile interpolates in a's
             # dtype, _percentile in float64: one rounding of the dtype apart
             assert _percentile(a, q) == pytest.approx(np.percentile(a, q),
-                                                      rel=np.finfo(dtype).eps, abs=0)
+                                                      rel=float(np.finfo(dtype).eps), abs=0)
 
 
 def test_first_fit_of_a_process_does_not_import_numpy_ma():
