@@ -796,7 +796,9 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             poll_signals(data, s, team)
         end = end_ticket(s, team)
         now = bp_now() if timed else 0
-        until = BP_LOAD(&me.excluded_until)
+        # A team of one never sits out: an exclusion remembered from a team of
+        # several (team memory, absolute times) would never end against now = 0.
+        until = BP_LOAD(&me.excluded_until) if timed else 0
         if until > now:
             if end >= 0 and BP_LOAD(&team.completed) >= end:
                 break

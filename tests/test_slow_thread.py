@@ -219,3 +219,24 @@ def test_an_epoch_pins_each_thread_to_its_own_cpu_and_gives_the_mask_back():
         assert os.sched_getaffinity(0) == one
     finally:
         os.sched_setaffinity(0, cpus)
+
+
+def test_a_team_of_one_ignores_a_remembered_exclusion():
+    """Team memory keeps an exclusion's end as an absolute time; a network whose team
+    is one thread (num_threads=1 here; also a team OpenMP shrank) reads no clock, so
+    it must not consult that exclusion at all: the epoch finishes, and its weights
+    are those of the same epoch without the memory."""
+    X, Y = _setup()
+    results = []
+    for memory in (None, np.array([[0.0, 0.0, 4e18]])):  # excluded "until" far ahead
+        net = bpcore.Network(SIZES, activations=["tanh", "relu", "sigmoid"], seed=3)
+        workspace = net._fit_workspace(BATCH)
+        done = []
+        worker = threading.Thread(target=lambda: done.append(_kernel_epoch(
+            net, SGD(0.1), X, Y, None, 1, workspace, team_memory=memory)), daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "a team of one waited out a remembered exclusion"
+        assert done
+        results.append(net._params.copy())
+    assert np.array_equal(*results)
