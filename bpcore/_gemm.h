@@ -173,24 +173,21 @@ static inline double bp_hsum_d(bp_vd v) {
 #else
 #define BP_SHUF(x, y, T, ...) __builtin_shuffle(x, y, (T){__VA_ARGS__})
 #endif
-typedef int bp_vif __attribute__((vector_size(64)));
-typedef long long bp_vid __attribute__((vector_size(64)));
-
 static BP_INLINE bp_vf bp_sum2_f(bp_vf x, bp_vf y, int level) {
     /* Two accumulators' level sums, x's in the low half, y's in the high. */
     switch (level) {
     case 1:  /* lanes l + l+8 (w = 8), 256-bit halves */
-        return BP_SHUF(x, y, bp_vif, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-             + BP_SHUF(x, y, bp_vif, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+        return BP_SHUF(x, y, bp_vmf, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+             + BP_SHUF(x, y, bp_vmf, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
     case 2:  /* w = 4 within each 8-lane half: 128-bit groups 0,2 + 1,3 */
-        return BP_SHUF(x, y, bp_vif, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-             + BP_SHUF(x, y, bp_vif, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+        return BP_SHUF(x, y, bp_vmf, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+             + BP_SHUF(x, y, bp_vmf, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
     case 3:  /* w = 2 within each 128-bit group */
-        return BP_SHUF(x, y, bp_vif, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
-             + BP_SHUF(x, y, bp_vif, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+        return BP_SHUF(x, y, bp_vmf, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+             + BP_SHUF(x, y, bp_vmf, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
     default:  /* w = 1 */
-        return BP_SHUF(x, y, bp_vif, 0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30)
-             + BP_SHUF(x, y, bp_vif, 1, 3, 17, 19, 5, 7, 21, 23, 9, 11, 25, 27, 13, 15, 29, 31);
+        return BP_SHUF(x, y, bp_vmf, 0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30)
+             + BP_SHUF(x, y, bp_vmf, 1, 3, 17, 19, 5, 7, 21, 23, 9, 11, 25, 27, 13, 15, 29, 31);
     }
 }
 
@@ -207,14 +204,14 @@ static BP_INLINE bp_vf bp_tile_sums_f(bp_vf acc[4][4]) {
 static BP_INLINE bp_vd bp_sum2_d(bp_vd x, bp_vd y, int level) {
     switch (level) {
     case 1:  /* w = 4: 256-bit halves */
-        return BP_SHUF(x, y, bp_vid, 0, 1, 2, 3, 8, 9, 10, 11)
-             + BP_SHUF(x, y, bp_vid, 4, 5, 6, 7, 12, 13, 14, 15);
+        return BP_SHUF(x, y, bp_vmd, 0, 1, 2, 3, 8, 9, 10, 11)
+             + BP_SHUF(x, y, bp_vmd, 4, 5, 6, 7, 12, 13, 14, 15);
     case 2:  /* w = 2: 128-bit groups 0,2 + 1,3 */
-        return BP_SHUF(x, y, bp_vid, 0, 1, 4, 5, 8, 9, 12, 13)
-             + BP_SHUF(x, y, bp_vid, 2, 3, 6, 7, 10, 11, 14, 15);
+        return BP_SHUF(x, y, bp_vmd, 0, 1, 4, 5, 8, 9, 12, 13)
+             + BP_SHUF(x, y, bp_vmd, 2, 3, 6, 7, 10, 11, 14, 15);
     default:  /* w = 1 */
-        return BP_SHUF(x, y, bp_vid, 0, 8, 2, 10, 4, 12, 6, 14)
-             + BP_SHUF(x, y, bp_vid, 1, 9, 3, 11, 5, 13, 7, 15);
+        return BP_SHUF(x, y, bp_vmd, 0, 8, 2, 10, 4, 12, 6, 14)
+             + BP_SHUF(x, y, bp_vmd, 1, 9, 3, 11, 5, 13, 7, 15);
     }
 }
 
