@@ -34,6 +34,8 @@
 #define BP_DOT_NR 4
 #define BP_BC_MR 4
 #define BP_BC_NR 4
+#define BP_PK_MR 6  /* 24 accumulators + 4 vectors of B + 1 broadcast, of 32 zmm */
+#define BP_PK_NR 4
 #define BP_ISA "x86-64-v4 (AVX-512)"
 #elif defined(__AVX2__)
 #define BP_VBYTES 32
@@ -41,6 +43,8 @@
 #define BP_DOT_NR 3
 #define BP_BC_MR 4  /* 12 accumulators + 3 rows of B + 1 broadcast: all 16 ymm registers */
 #define BP_BC_NR 3
+#define BP_PK_MR 4
+#define BP_PK_NR 3
 #define BP_ISA "x86-64-v3 (AVX2, FMA)"
 #else
 #define BP_VBYTES 16
@@ -48,6 +52,8 @@
 #define BP_DOT_NR 3
 #define BP_BC_MR 4
 #define BP_BC_NR 2
+#define BP_PK_MR 4
+#define BP_PK_NR 2
 #define BP_ISA "baseline"
 #endif
 
@@ -84,6 +90,18 @@
  * (docs/performance.md has the measurements). */
 #ifndef BP_BC_PACK_ROWS
 #define BP_BC_PACK_ROWS 32
+#endif
+
+/* The packed form of bcast (bp_pk_bcast_*), for the gradient of a mini-batch of
+ * several blocks: values of s per pass (BP_PK_KC bytes of them per row: 256 floats,
+ * 128 doubles) and rows of C per block (BP_PK_MC).  A block's values of a, packed,
+ * are BP_PK_MC x 1 KiB = 192 KiB (in L2), a panel of B, packed, 32-64 KiB (in L1);
+ * both live on the stack of the calling thread. */
+#ifndef BP_PK_KC
+#define BP_PK_KC 1024
+#endif
+#ifndef BP_PK_MC
+#define BP_PK_MC 192
 #endif
 
 static const char *bp_isa = BP_ISA;
@@ -392,6 +410,92 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
         }                                                                               \
 }                                                                                       \
                                                                                         \
+/* One BP_PK_MR x BP_PK_NR-vector tile of C over s = s0 .. s0 + kc - 1 from packed     \
+   operands: ap holds the tile's rows of a, value s of row r at ap[s * MR + r] (rows   \
+   past the mr valid ones are zeros), bp the panel's rows of B, NR vectors per s      \
+   (columns past the nc valid ones are zeros).  The same chain of operations per      \
+   element of C as bp_bcast_tile (0 or C's partial sum, then acc += a * b for s in    \
+   order); only the valid rows and columns are read and written. */                  \
+static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T *C,    \
+                                       ptrdiff_t ldc, int first, int mr, ptrdiff_t nc) { \
+    bp_v##SUF acc[BP_PK_MR][BP_PK_NR];                                                  \
+    const int full = mr == BP_PK_MR && nc >= BP_PK_NR * BP_W##SUF;                       \
+    BP_UNROLL for (int r = 0; r < BP_PK_MR; r++)                                        \
+        BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                                  \
+            ptrdiff_t valid = nc - c * BP_W##SUF;                                       \
+            acc[r][c] = (bp_v##SUF){0};                                                 \
+            if (first || r >= mr || valid <= 0) continue;                               \
+            if (full || valid >= BP_W##SUF) {                                           \
+                acc[r][c] = bp_load_##SUF(C + r * ldc + c * BP_W##SUF);                 \
+            } else {                                                                    \
+                T t[BP_W##SUF] = {0};                                                   \
+                memcpy(t, C + r * ldc + c * BP_W##SUF, (size_t)valid * sizeof(T));      \
+                acc[r][c] = bp_load_##SUF(t);                                           \
+            }                                                                           \
+        }                                                                               \
+    for (ptrdiff_t s = 0; s < kc; s++) {                                                \
+        bp_v##SUF bv[BP_PK_NR];                                                         \
+        BP_UNROLL for (int c = 0; c < BP_PK_NR; c++)                                    \
+            bv[c] = bp_load_##SUF(bp + (s * BP_PK_NR + c) * BP_W##SUF);                 \
+        BP_UNROLL for (int r = 0; r < BP_PK_MR; r++) {                                  \
+            T as = ap[s * BP_PK_MR + r];                                                \
+            BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) acc[r][c] += as * bv[c];       \
+        }                                                                               \
+    }                                                                                   \
+    BP_UNROLL for (int r = 0; r < BP_PK_MR; r++)                                        \
+        BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                                  \
+            ptrdiff_t valid = nc - c * BP_W##SUF;                                       \
+            if (r >= mr || valid <= 0) continue;                                        \
+            if (full || valid >= BP_W##SUF) {                                           \
+                bp_store_##SUF(C + r * ldc + c * BP_W##SUF, acc[r][c]);                 \
+            } else {                                                                    \
+                T t[BP_W##SUF];                                                         \
+                bp_store_##SUF(t, acc[r][c]);                                           \
+                memcpy(C + r * ldc + c * BP_W##SUF, t, (size_t)valid * sizeof(T));      \
+            }                                                                           \
+        }                                                                               \
+}                                                                                       \
+                                                                                        \
+/* bcast's sums (no optimizer step) with both operands packed, as BLIS does: per      \
+   block of BP_PK_KC bytes of s and block of BP_PK_MC rows, the rows' values of a are  \
+   copied tile by tile into contiguous micro-panels (for the gradient a is a column    \
+   walk of delta, one cache line per value of s and row tile otherwise), then per      \
+   panel of columns B's rows are copied likewise, padded with zeros, and each tile    \
+   runs from the two copies.  Every element of C is the same chain as in bp_bcast:     \
+   blocking over s stores exact partial sums, and the zero padding only feeds lanes  \
+   that are never stored; so the two forms give the same bits. */                    \
+static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,         \
+                              ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,  \
+                              T *C, ptrdiff_t ldc) {                                    \
+    enum { KC = BP_PK_KC / sizeof(T), NRW = BP_PK_NR * BP_W##SUF };                     \
+    T ap[BP_PK_MC * KC] __attribute__((aligned(64)));                                   \
+    T bp[KC * NRW] __attribute__((aligned(64)));                                        \
+    for (ptrdiff_t s0 = 0; s0 < S; s0 += KC) {                                          \
+        const ptrdiff_t kc = S - s0 < KC ? S - s0 : KC;                                 \
+        for (ptrdiff_t i0 = 0; i0 < R; i0 += BP_PK_MC) {                                \
+            const ptrdiff_t mc = R - i0 < BP_PK_MC ? R - i0 : BP_PK_MC;                 \
+            for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR) {                              \
+                T *dst = ap + i * kc;                                                   \
+                const int mr = mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR;            \
+                for (ptrdiff_t s = 0; s < kc; s++)                                      \
+                    for (int r = 0; r < BP_PK_MR; r++)                                  \
+                        dst[s * BP_PK_MR + r] =                                         \
+                            r < mr ? a[(i0 + i + r) * ars + (s0 + s) * ass] : (T)0;     \
+            }                                                                           \
+            for (ptrdiff_t j = 0; j < N; j += NRW) {                                    \
+                const ptrdiff_t nc = N - j < NRW ? N - j : NRW;                         \
+                for (ptrdiff_t s = 0; s < kc; s++) {                                    \
+                    memcpy(bp + s * NRW, B + (s0 + s) * ldb + j, (size_t)nc * sizeof(T)); \
+                    if (nc < NRW) memset(bp + s * NRW + nc, 0, (size_t)(NRW - nc) * sizeof(T)); \
+                }                                                                       \
+                for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR)                            \
+                    bp_pk_tile_##SUF(kc, ap + i * kc, bp, C + (i0 + i) * ldc + j, ldc,  \
+                                     s0 == 0, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR, nc); \
+            }                                                                           \
+        }                                                                               \
+    }                                                                                   \
+}                                                                                       \
+                                                                                        \
 /* C[r][n] = sum_{s<S} a[r*ars + s*ass] B[s*ldb + n] for r < R, n < N; with u, those   \
    sums are applied as an optimizer step to u->p (and its state), laid out like C, instead of \
    being stored (C then only holds partial sums when S spans several blocks). */     \
@@ -412,6 +516,13 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
             }                                                                           \
         if (u != NULL && u->rule != BP_RULE_SGD_VELOCITY)                               \
             for (ptrdiff_t r = 0; r < R; r++) bp_opt_run_##SUF(u, r * ldc, C + r * ldc, N); \
+        return;                                                                         \
+    }                                                                                   \
+    /* The gradient of a mini-batch of several blocks of s (no step fused: a walks     \
+       down columns of delta): the packed form, when there are tiles of rows to share  \
+       its copies of B (the same sums; see bp_pk_bcast). */                            \
+    if (u == NULL && ass != 1 && S > BP_BC_SC && R >= 2 * BP_PK_MR) {                  \
+        bp_pk_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc);                        \
         return;                                                                         \
     }                                                                                   \
     /* Blocks of BP_BC_RC rows; in each, column panel outermost (an overlapping edge  \

@@ -169,6 +169,40 @@ def test_long_rows_and_many_examples_per_thread(variant, dtype):
         assert np.max(np.abs(got - ref)) <= n_in * eps * max(1.0, np.max(np.abs(ref)))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_packed_gradient_is_bitwise_the_tiled_one(variant, dtype):
+    """The gradient of a mini-batch of several blocks (150 > BP_BC_SC = 128 examples)
+    is summed by bcast's packed form (bp_pk_bcast in _gemm.h) for a piece of at
+    least 2 x BP_PK_MR rows of W, by its tiles for a smaller one: the same chain of
+    operations for every sum, so the same bits.  One thread takes the 20 rows of
+    W^1 in one piece (packed); two threads cut them into pieces of 16 and 4 rows
+    (the 4 by tiles).  300 inputs: full column panels and a partial last one with
+    a partial vector (44 = 16 + 16 + 12 floats; 300 = 9 x 32 + 8 + 4 doubles); 150
+    examples: one block of s of the packed form in float32 (256 values), a full and
+    a partial one in float64 (128 + 22)."""
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((150, 300)).astype(dtype), rng.random((150, 3))
+    args = ([300, 20, 3], ["tanh", "sigmoid"], "cross_entropy")
+    nets = [bpcore.Network(*args, dtype=dtype, seed=4, num_threads=t) for t in (1, 2)]
+    assert nets[1]._threads_for(150) == 2
+    grads = [sum(net.backprop(X, Y), []) for net in nets]
+    init = [w.copy() for w in nets[0].weights], [b.copy() for b in nets[0].biases]
+    for a, b in zip(*grads):
+        assert np.array_equal(a, b)
+    for net in nets:  # a separate step after the sums (150 > BP_BC_SC)
+        net.fit(X, Y, 2, 150, 0.5, momentum=0.5, seed=1)
+    for a, b in zip(nets[0].weights, nets[1].weights):
+        assert np.array_equal(a, b)
+    # and the sums are the reference's: n * eps * scale for sums of n = 300 terms
+    ref = Reference(*args, seed=4)
+    ref.weights = [w.astype(np.float64) for w in init[0]]  # the networks' initial values
+    ref.biases = [b.astype(np.float64) for b in init[1]]
+    want = sum(ref.backprop(X.astype(np.float64), Y), [])
+    eps = np.finfo(dtype).eps
+    for got, ref in zip(grads[0], want):
+        assert np.max(np.abs(got - ref)) <= 300 * eps * max(1.0, np.max(np.abs(ref)))
+
+
 @pytest.mark.parametrize("batch", [7, 150])
 def test_sgd_step_fused_and_separate(variant, batch):
     """The SGD step is fused into the gradient sums when a mini-batch is summed in one
