@@ -7,6 +7,11 @@
  *   bp_bcast_*: C[r][n] = sum_s a(r, s) B[s][n]          delta^(l-1) = delta^l W  and
  *                                                         dC/dW = delta^T a^(l-1)
  *
+ * bcast has a second, packed form (bp_pk_bcast_*, BLIS's structure: both operands
+ * copied into contiguous micro-panels, a larger register tile) that it uses for the
+ * gradient of a mini-batch of several blocks of s, where a walks down columns of
+ * delta; it computes the same sums operation for operation.
+ *
  * Written once with GCC/Clang vector extensions and compiled several times with
  * different -march flags (setup.py builds one extension module per instruction
  * set; python/_dispatch.py picks one at import).  Each element of C is summed by
