@@ -102,9 +102,12 @@ def test_every_rule_matches_the_reference_on_random_shapes(data):
     start = core.cost(X, Y, sample_weight=w)
     try:
         core.fit(X, Y, epochs, batch, optimizer=opt_core, sample_weight=w, seed=seed)
-    except bpcore.DivergenceError:
+        # a step too large can leave finite weights whose cost overflows (an identity
+        # network, lr ~1): diverged as surely as a NaN, which fit only sees next epoch
+        trained = core.cost(X, Y, sample_weight=w)
+    except (bpcore.DivergenceError, bpcore.exceptions.ResultOverflowError):
         assume(False)
-    assume(core.cost(X, Y, sample_weight=w) <= start)
+    assume(trained <= start)
     ref.fit(X, Y, epochs, batch, optimizer=opt_ref, sample_weight=w, seed=seed)
     assert opt_core.steps == opt_ref.steps == epochs * -(-n // min(batch, n))
     assert_close(core, ref, REF_RTOL, repr(opt_core))
