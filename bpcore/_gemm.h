@@ -105,6 +105,9 @@
 #ifndef BP_PK_KC
 #define BP_PK_KC 1024
 #endif
+/* bcast's rows per tile when C is narrower than one vector (bp_narrow_tile): one
+ * accumulator each, enough independent chains to keep both FMA ports busy. */
+#define BP_NN_MR 8
 #ifndef BP_PK_MC
 #define BP_PK_MC 192
 #endif
@@ -333,6 +336,56 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
     }                                                                                   \
 }                                                                                       \
                                                                                         \
+/* C = A W^T for rows shorter than one vector (K < W: a first layer of few inputs,  \
+   e.g. tabular data), where bp_dot's tiles would have no vector to run: an outer     \
+   product over k instead, from a transposed, zero-padded copy of a panel of W (K x   \
+   BP_PK_NR vectors), BP_PK_MR rows of A per tile (rows past m repeat row m - 1, never \
+   stored).  Each element is the chain 0 + a_0 w_0 + a_1 w_1 + ... in k order, as    \
+   in bp_dot's scalar tail, whatever its row block. */                                \
+static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
+                               ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
+                               ptrdiff_t ldc) {                                         \
+    enum { NRW = BP_PK_NR * BP_W##SUF };                                                \
+    T wt[BP_W##SUF * NRW] __attribute__((aligned(64)));                                 \
+    for (ptrdiff_t j = 0; j < n; j += NRW) {                                            \
+        const ptrdiff_t nc = n - j < NRW ? n - j : NRW;                                 \
+        for (ptrdiff_t k = 0; k < K; k++)                                               \
+            for (ptrdiff_t c = 0; c < NRW; c++)                                         \
+                wt[k * NRW + c] = c < nc ? W[(j + c) * ldw + k] : (T)0;                 \
+        for (ptrdiff_t i = 0; i < m; i += BP_PK_MR) {                                   \
+            const T *ar[BP_PK_MR];                                                      \
+            bp_v##SUF acc[BP_PK_MR][BP_PK_NR];                                          \
+            BP_UNROLL for (int r = 0; r < BP_PK_MR; r++) {                              \
+                ar[r] = A + (i + r < m ? i + r : m - 1) * lda;                          \
+                BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) acc[r][c] = (bp_v##SUF){0}; \
+            }                                                                           \
+            for (ptrdiff_t k = 0; k < K; k++) {                                         \
+                bp_v##SUF bv[BP_PK_NR];                                                 \
+                BP_UNROLL for (int c = 0; c < BP_PK_NR; c++)                            \
+                    bv[c] = bp_load_##SUF(wt + k * NRW + c * BP_W##SUF);                \
+                BP_UNROLL for (int r = 0; r < BP_PK_MR; r++) {                          \
+                    T as = ar[r][k];                                                    \
+                    BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) acc[r][c] += as * bv[c]; \
+                }                                                                       \
+            }                                                                           \
+            BP_UNROLL for (int r = 0; r < BP_PK_MR; r++) {                              \
+                if (i + r >= m) break;                                                  \
+                BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                          \
+                    ptrdiff_t valid = nc - c * BP_W##SUF;                               \
+                    T *out = C + (i + r) * ldc + j + c * BP_W##SUF;                     \
+                    if (valid >= BP_W##SUF) {                                           \
+                        bp_store_##SUF(out, acc[r][c]);                                 \
+                    } else if (valid > 0) {                                             \
+                        T t[BP_W##SUF];                                                 \
+                        bp_store_##SUF(t, acc[r][c]);                                   \
+                        memcpy(out, t, (size_t)valid * sizeof(T));                      \
+                    }                                                                   \
+                }                                                                       \
+            }                                                                           \
+        }                                                                               \
+    }                                                                                   \
+}                                                                                       \
+                                                                                        \
 /* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KMAX      \
    bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
    block of rows of A before the next, so that a tile's rows of W stay in L1 and the  \
@@ -341,6 +394,10 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
    alone, never on m, n or the thread count, and the row blocks change no sum. */    \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
+    if (K < BP_W##SUF) {                                                                \
+        bp_dot_short_##SUF(A, lda, m, W, ldw, n, K, C, ldc);                            \
+        return;                                                                         \
+    }                                                                                   \
     const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KMAX                         \
         ? BP_DOT_KC / (ptrdiff_t)sizeof(T) : (K ? K : 1);                               \
     const ptrdiff_t blocks = (m + BP_DOT_MC - 1) / BP_DOT_MC;                           \
@@ -501,6 +558,45 @@ static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,
     }                                                                                   \
 }                                                                                       \
                                                                                         \
+/* BP_NN_MR rows r0.. of C when C and B are narrower than one vector (N < W: a layer  \
+   of fewer inputs than lanes, e.g. tabular data): each row of B zero-padded to one   \
+   vector (bn, rows s0..s1), one accumulator per row of C, so BP_NN_MR independent    \
+   chains per s.  Rows past R repeat row R - 1 (its memory; never stored).  Each      \
+   element is acc = 0 or C's partial sum, then acc += a * b for s in order: the chain \
+   of the other tiles; with u (the last block of s) the sums become a step. */        \
+static BP_INLINE void bp_narrow_tile_##SUF(ptrdiff_t r0, ptrdiff_t R, ptrdiff_t s0,     \
+                                           ptrdiff_t s1, const T *a, ptrdiff_t ars,     \
+                                           ptrdiff_t ass, const T *bn, ptrdiff_t N,     \
+                                           T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) { \
+    const T *ar[BP_NN_MR];                                                              \
+    bp_v##SUF acc[BP_NN_MR];                                                            \
+    BP_UNROLL for (int r = 0; r < BP_NN_MR; r++) {                                      \
+        ar[r] = a + (r0 + r < R ? r0 + r : R - 1) * ars;                                \
+        acc[r] = (bp_v##SUF){0};                                                        \
+        if (s0 && r0 + r < R) {                                                         \
+            T t[BP_W##SUF] = {0};                                                       \
+            memcpy(t, C + (r0 + r) * ldc, (size_t)N * sizeof(T));                       \
+            acc[r] = bp_load_##SUF(t);                                                  \
+        }                                                                               \
+    }                                                                                   \
+    for (ptrdiff_t s = s0; s < s1; s++) {                                               \
+        const bp_v##SUF bv = bp_load_##SUF(bn + (s - s0) * BP_W##SUF);                  \
+        BP_UNROLL for (int r = 0; r < BP_NN_MR; r++) acc[r] += ar[r][s * ass] * bv;     \
+    }                                                                                   \
+    BP_UNROLL for (int r = 0; r < BP_NN_MR; r++) {                                      \
+        if (r0 + r >= R) break;                                                         \
+        T t[BP_W##SUF];                                                                 \
+        const ptrdiff_t o = (r0 + r) * ldc;                                             \
+        bp_store_##SUF(t, acc[r]);                                                      \
+        if (u != NULL && u->rule == BP_RULE_SGD_VELOCITY) {                             \
+            for (ptrdiff_t n = 0; n < N; n++) bp_opt_vel_step_##SUF(u, o + n, t[n]);    \
+        } else {                                                                        \
+            memcpy(C + o, t, (size_t)N * sizeof(T));                                    \
+            if (u != NULL) bp_opt_run_##SUF(u, o, C + o, N);                            \
+        }                                                                               \
+    }                                                                                   \
+}                                                                                       \
+                                                                                        \
 /* C[r][n] = sum_{s<S} a[r*ars + s*ass] B[s*ldb + n] for r < R, n < N; with u, those   \
    sums are applied as an optimizer step to u->p (and its state), laid out like C, instead of \
    being stored (C then only holds partial sums when S spans several blocks). */     \
@@ -511,22 +607,26 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
     T pack[BP_BC_SC * BP_BC_NR * BP_W##SUF] __attribute__((aligned(64)));               \
     const ptrdiff_t ldb_bytes = ldb * (ptrdiff_t)sizeof(T);                             \
     const int pack_b = ldb_bytes % 512 == 0 || ldb_bytes >= 4096;  /* see BP_BC_PACK_ROWS */ \
-    if (N < BP_W##SUF) {  /* narrower than one vector: plain loops, same order */       \
-        for (ptrdiff_t r = 0; r < R; r++)                                               \
-            for (ptrdiff_t n = 0; n < N; n++) {                                         \
-                T s_ = 0;                                                               \
-                for (ptrdiff_t s = 0; s < S; s++) s_ += a[r * ars + s * ass] * B[s * ldb + n]; \
-                if (u == NULL || u->rule != BP_RULE_SGD_VELOCITY) C[r * ldc + n] = s_;  \
-                else bp_opt_vel_step_##SUF(u, r * ldc + n, s_);                         \
+    if (N < BP_W##SUF) {  /* narrower than one vector: bp_narrow_tile */              \
+        T bn[BP_BC_SC * BP_W##SUF] __attribute__((aligned(64)));                        \
+        for (ptrdiff_t s0 = 0; s0 < S || s0 == 0; s0 += BP_BC_SC) {                     \
+            const ptrdiff_t s1 = s0 + BP_BC_SC < S ? s0 + BP_BC_SC : S;                 \
+            for (ptrdiff_t s = s0; s < s1; s++) {                                       \
+                memcpy(bn + (s - s0) * BP_W##SUF, B + s * ldb, (size_t)N * sizeof(T));  \
+                memset(bn + (s - s0) * BP_W##SUF + N, 0, (size_t)(BP_W##SUF - N) * sizeof(T)); \
             }                                                                           \
-        if (u != NULL && u->rule != BP_RULE_SGD_VELOCITY)                               \
-            for (ptrdiff_t r = 0; r < R; r++) bp_opt_run_##SUF(u, r * ldc, C + r * ldc, N); \
+            for (ptrdiff_t r0 = 0; r0 < R; r0 += BP_NN_MR)                              \
+                bp_narrow_tile_##SUF(r0, R, s0, s1, a, ars, ass, bn, N, C, ldc,         \
+                                     s1 == S ? u : NULL);                               \
+        }                                                                               \
         return;                                                                         \
     }                                                                                   \
     /* The gradient of a mini-batch of several blocks of s (no step fused: a walks     \
        down columns of delta): the packed form, when there are tiles of rows to share  \
-       its copies of B (the same sums; see bp_pk_bcast). */                            \
-    if (u == NULL && ass != 1 && S > BP_BC_SC && R >= 2 * BP_PK_MR) {                  \
+       its copies of B and panels of B to share its copy of delta (the same sums; see  \
+       bp_pk_bcast).  With fewer than 4 panels the copies cost more than they save. */ \
+    if (u == NULL && ass != 1 && S > BP_BC_SC && R >= 2 * BP_PK_MR                     \
+            && N >= 4 * BP_PK_NR * BP_W##SUF) {                                         \
         bp_pk_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc);                        \
         return;                                                                         \
     }                                                                                   \

@@ -203,6 +203,36 @@ def test_packed_gradient_is_bitwise_the_tiled_one(variant, dtype):
         assert np.max(np.abs(got - ref)) <= 300 * eps * max(1.0, np.max(np.abs(ref)))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layers_narrower_than_one_vector(variant, dtype):
+    """Layers of fewer units than a vector has lanes (tabular inputs): the forward
+    product of rows shorter than a vector (bp_dot_short) and the delta and gradient
+    products of fewer columns than lanes (bp_narrow_tile), over more examples than
+    one block of s (128) and row counts that are not multiples of their tiles (6, 8).
+    5 and 7 units are narrower than a vector in every build, 12 in all but the baseline
+    (whose vectors have 4 floats or 2 doubles).  The gradient is bitwise the same on 1
+    and 2 threads and within n * eps * scale of the float64 reference, n = 5,000 the
+    longest sum (over the examples)."""
+    rng = np.random.default_rng(12)
+    X, Y = rng.standard_normal((5000, 5)).astype(dtype), rng.random((5000, 3))
+    args = ([5, 12, 7, 3], ["tanh", "relu", "sigmoid"], "cross_entropy")
+    nets = [bpcore.Network(*args, dtype=dtype, seed=6, num_threads=t) for t in (1, 2)]
+    assert nets[1]._threads_for(5000) == 2
+    init = [w.copy() for w in nets[0].weights], [b.copy() for b in nets[0].biases]
+    grads = [sum(net.backprop(X, Y), []) for net in nets]
+    for a, b in zip(*grads):
+        assert np.array_equal(a, b)
+    ref = Reference(*args, seed=6)
+    ref.weights = [w.astype(np.float64) for w in init[0]]
+    ref.biases = [b.astype(np.float64) for b in init[1]]
+    want = sum(ref.backprop(X.astype(np.float64), Y), [])
+    eps = np.finfo(dtype).eps
+    for got, w in zip(grads[0], want):
+        assert np.max(np.abs(got - w)) <= 5000 * eps * max(1.0, np.max(np.abs(w)))
+    np.testing.assert_allclose(nets[0].feedforward(X), ref.feedforward(X.astype(np.float64)),
+                               rtol=0, atol=50 * eps)
+
+
 @pytest.mark.parametrize("batch", [7, 150])
 def test_sgd_step_fused_and_separate(variant, batch):
     """The SGD step is fused into the gradient sums when a mini-batch is summed in one
