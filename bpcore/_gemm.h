@@ -10,7 +10,9 @@
  * bcast has a second, packed form (bp_pk_bcast_*, BLIS's structure: both operands
  * copied into contiguous micro-panels, a larger register tile) that it uses for the
  * gradient of a mini-batch of several blocks of s, where a walks down columns of
- * delta; it computes the same sums operation for operation.
+ * delta; it computes the same sums operation for operation.  Layers narrower than
+ * one vector (fewer inputs than lanes) have their own vectorised forms,
+ * bp_dot_short and bp_narrow_tile.
  *
  * Written once with GCC/Clang vector extensions and compiled several times with
  * different -march flags (setup.py builds one extension module per instruction
