@@ -102,17 +102,17 @@
 /* The packed form of bcast (bp_pk_bcast_*), for the gradient of a mini-batch of
  * several blocks: values of s per pass (BP_PK_KC bytes of them per row: 256 floats,
  * 128 doubles) and rows of C per block (BP_PK_MC).  A block's values of a, packed,
- * are BP_PK_MC x 1 KiB = 192 KiB (in L2), a panel of B, packed, 32-64 KiB (in L1);
- * both live on the stack of the calling thread. */
+ * are BP_PK_MC x 1 KiB = 192 KiB (in L2), a panel of B, packed, 32-64 KiB; both
+ * live on the stack of the calling thread. */
 #ifndef BP_PK_KC
 #define BP_PK_KC 1024
+#endif
+#ifndef BP_PK_MC
+#define BP_PK_MC 192
 #endif
 /* bcast's rows per tile when C is narrower than one vector (bp_narrow_tile): one
  * accumulator each, enough independent chains to keep both FMA ports busy. */
 #define BP_NN_MR 8
-#ifndef BP_PK_MC
-#define BP_PK_MC 192
-#endif
 
 static const char *bp_isa = BP_ISA;
 
