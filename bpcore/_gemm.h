@@ -299,6 +299,20 @@ static inline bp_v##SUF bp_load_##SUF(const T *p) {                             
     bp_v##SUF v; memcpy(&v, p, sizeof v); return v;                                     \
 }                                                                                       \
 static inline void bp_store_##SUF(T *p, bp_v##SUF v) { memcpy(p, &v, sizeof v); }       \
+/* The first n values at p as a vector, zeros after them (n >= W: a whole vector); and \
+   a vector's first n lanes stored at p, nothing after them: the edges of the tiles. */ \
+static inline bp_v##SUF bp_load_part_##SUF(const T *p, ptrdiff_t n) {                   \
+    T t[BP_W##SUF] = {0};                                                               \
+    if (n >= BP_W##SUF) return bp_load_##SUF(p);                                        \
+    memcpy(t, p, (size_t)n * sizeof(T));                                                \
+    return bp_load_##SUF(t);                                                            \
+}                                                                                       \
+static inline void bp_store_part_##SUF(T *p, bp_v##SUF v, ptrdiff_t n) {                \
+    T t[BP_W##SUF];                                                                     \
+    if (n >= BP_W##SUF) { bp_store_##SUF(p, v); return; }                               \
+    bp_store_##SUF(t, v);                                                               \
+    memcpy(p, t, (size_t)n * sizeof(T));                                                \
+}                                                                                       \
 BP_DEFINE_OPT_VECTOR(T, SUF)  /* the update rules' vector form (_optim.h) */             \
                                                                                         \
 /* One mr x NR tile of C = A W^T over k0 <= k < k1 (mr <= MR, a constant after       \
@@ -338,62 +352,15 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
     }                                                                                   \
 }                                                                                       \
                                                                                         \
-/* C = A W^T for rows shorter than one vector (K < W: a first layer of few inputs,  \
-   e.g. tabular data), where bp_dot's tiles would have no vector to run: an outer     \
-   product over k instead, from a transposed, zero-padded copy of a panel of W (K x   \
-   BP_PK_NR vectors), BP_PK_MR rows of A per tile (rows past m repeat row m - 1, never \
-   stored).  Each element is the chain 0 + a_0 w_0 + a_1 w_1 + ... in k order, as    \
-   in bp_dot's scalar tail, whatever its row block. */                                \
-static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
-                               ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
-                               ptrdiff_t ldc) {                                         \
-    enum { NRW = BP_PK_NR * BP_W##SUF };                                                \
-    T wt[BP_W##SUF * NRW] __attribute__((aligned(64)));                                 \
-    for (ptrdiff_t j = 0; j < n; j += NRW) {                                            \
-        const ptrdiff_t nc = n - j < NRW ? n - j : NRW;                                 \
-        for (ptrdiff_t k = 0; k < K; k++)                                               \
-            for (ptrdiff_t c = 0; c < NRW; c++)                                         \
-                wt[k * NRW + c] = c < nc ? W[(j + c) * ldw + k] : (T)0;                 \
-        for (ptrdiff_t i = 0; i < m; i += BP_PK_MR) {                                   \
-            const T *ar[BP_PK_MR];                                                      \
-            bp_v##SUF acc[BP_PK_MR][BP_PK_NR];                                          \
-            BP_UNROLL for (int r = 0; r < BP_PK_MR; r++) {                              \
-                ar[r] = A + (i + r < m ? i + r : m - 1) * lda;                          \
-                BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) acc[r][c] = (bp_v##SUF){0}; \
-            }                                                                           \
-            for (ptrdiff_t k = 0; k < K; k++) {                                         \
-                bp_v##SUF bv[BP_PK_NR];                                                 \
-                BP_UNROLL for (int c = 0; c < BP_PK_NR; c++)                            \
-                    bv[c] = bp_load_##SUF(wt + k * NRW + c * BP_W##SUF);                \
-                BP_UNROLL for (int r = 0; r < BP_PK_MR; r++) {                          \
-                    T as = ar[r][k];                                                    \
-                    BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) acc[r][c] += as * bv[c]; \
-                }                                                                       \
-            }                                                                           \
-            BP_UNROLL for (int r = 0; r < BP_PK_MR; r++) {                              \
-                if (i + r >= m) break;                                                  \
-                BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                          \
-                    ptrdiff_t valid = nc - c * BP_W##SUF;                               \
-                    T *out = C + (i + r) * ldc + j + c * BP_W##SUF;                     \
-                    if (valid >= BP_W##SUF) {                                           \
-                        bp_store_##SUF(out, acc[r][c]);                                 \
-                    } else if (valid > 0) {                                             \
-                        T t[BP_W##SUF];                                                 \
-                        bp_store_##SUF(t, acc[r][c]);                                   \
-                        memcpy(out, t, (size_t)valid * sizeof(T));                      \
-                    }                                                                   \
-                }                                                                       \
-            }                                                                           \
-        }                                                                               \
-    }                                                                                   \
-}                                                                                       \
-                                                                                        \
 /* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KMAX      \
    bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
    block of rows of A before the next, so that a tile's rows of W stay in L1 and the  \
    block of A in L2.  The row blocks are of equal size, at most BP_DOT_MC (a thin     \
    last block would stream all of W for a few rows).  The k blocks depend on K       \
    alone, never on m, n or the thread count, and the row blocks change no sum. */    \
+static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
+                               ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
+                               ptrdiff_t ldc);  /* rows shorter than a vector: below */ \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     if (K < BP_W##SUF) {                                                                \
@@ -483,19 +450,11 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
 static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T *C,    \
                                        ptrdiff_t ldc, int first, int mr, ptrdiff_t nc) { \
     bp_v##SUF acc[BP_PK_MR][BP_PK_NR];                                                  \
-    const int full = mr == BP_PK_MR && nc >= BP_PK_NR * BP_W##SUF;                       \
     BP_UNROLL for (int r = 0; r < BP_PK_MR; r++)                                        \
         BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                                  \
             ptrdiff_t valid = nc - c * BP_W##SUF;                                       \
-            acc[r][c] = (bp_v##SUF){0};                                                 \
-            if (first || r >= mr || valid <= 0) continue;                               \
-            if (full || valid >= BP_W##SUF) {                                           \
-                acc[r][c] = bp_load_##SUF(C + r * ldc + c * BP_W##SUF);                 \
-            } else {                                                                    \
-                T t[BP_W##SUF] = {0};                                                   \
-                memcpy(t, C + r * ldc + c * BP_W##SUF, (size_t)valid * sizeof(T));      \
-                acc[r][c] = bp_load_##SUF(t);                                           \
-            }                                                                           \
+            acc[r][c] = first || r >= mr || valid <= 0 ? (bp_v##SUF){0}                 \
+                      : bp_load_part_##SUF(C + r * ldc + c * BP_W##SUF, valid);         \
         }                                                                               \
     for (ptrdiff_t s = 0; s < kc; s++) {                                                \
         bp_v##SUF bv[BP_PK_NR];                                                         \
@@ -509,15 +468,36 @@ static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T
     BP_UNROLL for (int r = 0; r < BP_PK_MR; r++)                                        \
         BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                                  \
             ptrdiff_t valid = nc - c * BP_W##SUF;                                       \
-            if (r >= mr || valid <= 0) continue;                                        \
-            if (full || valid >= BP_W##SUF) {                                           \
-                bp_store_##SUF(C + r * ldc + c * BP_W##SUF, acc[r][c]);                 \
-            } else {                                                                    \
-                T t[BP_W##SUF];                                                         \
-                bp_store_##SUF(t, acc[r][c]);                                           \
-                memcpy(C + r * ldc + c * BP_W##SUF, t, (size_t)valid * sizeof(T));      \
-            }                                                                           \
+            if (r < mr && valid > 0)                                                    \
+                bp_store_part_##SUF(C + r * ldc + c * BP_W##SUF, acc[r][c], valid);     \
         }                                                                               \
+}                                                                                       \
+                                                                                        \
+/* C = A W^T for rows shorter than one vector (K < W: a first layer of few inputs,  \
+   e.g. tabular data), where bp_dot's tiles would have no vector to run: an outer     \
+   product over k instead, by bp_pk_tile from a transposed, zero-padded copy of a     \
+   panel of W (K x BP_PK_NR vectors) and a copy of each tile's rows of A.  Each       \
+   element is the chain 0 + a_0 w_0 + a_1 w_1 + ... in k order, as in bp_dot's scalar \
+   tail, whatever its row block. */                                                   \
+static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
+                               ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
+                               ptrdiff_t ldc) {                                         \
+    enum { NRW = BP_PK_NR * BP_W##SUF };                                                \
+    T wt[BP_W##SUF * NRW] __attribute__((aligned(64)));                                 \
+    T at[BP_W##SUF * BP_PK_MR];                                                         \
+    for (ptrdiff_t j = 0; j < n; j += NRW) {                                            \
+        const ptrdiff_t nc = n - j < NRW ? n - j : NRW;                                 \
+        for (ptrdiff_t k = 0; k < K; k++)                                               \
+            for (ptrdiff_t c = 0; c < NRW; c++)                                         \
+                wt[k * NRW + c] = c < nc ? W[(j + c) * ldw + k] : (T)0;                 \
+        for (ptrdiff_t i = 0; i < m; i += BP_PK_MR) {                                   \
+            const int mr = m - i < BP_PK_MR ? (int)(m - i) : BP_PK_MR;                  \
+            for (ptrdiff_t k = 0; k < K; k++)                                           \
+                for (int r = 0; r < BP_PK_MR; r++)                                      \
+                    at[k * BP_PK_MR + r] = r < mr ? A[(i + r) * lda + k] : (T)0;        \
+            bp_pk_tile_##SUF(K, at, wt, C + i * ldc + j, ldc, 1, mr, nc);               \
+        }                                                                               \
+    }                                                                                   \
 }                                                                                       \
                                                                                         \
 /* bcast's sums (no optimizer step) with both operands packed, as BLIS does: per      \
@@ -574,12 +554,8 @@ static BP_INLINE void bp_narrow_tile_##SUF(ptrdiff_t r0, ptrdiff_t R, ptrdiff_t 
     bp_v##SUF acc[BP_NN_MR];                                                            \
     BP_UNROLL for (int r = 0; r < BP_NN_MR; r++) {                                      \
         ar[r] = a + (r0 + r < R ? r0 + r : R - 1) * ars;                                \
-        acc[r] = (bp_v##SUF){0};                                                        \
-        if (s0 && r0 + r < R) {                                                         \
-            T t[BP_W##SUF] = {0};                                                       \
-            memcpy(t, C + (r0 + r) * ldc, (size_t)N * sizeof(T));                       \
-            acc[r] = bp_load_##SUF(t);                                                  \
-        }                                                                               \
+        acc[r] = s0 && r0 + r < R ? bp_load_part_##SUF(C + (r0 + r) * ldc, N)         \
+                                  : (bp_v##SUF){0};                                     \
     }                                                                                   \
     for (ptrdiff_t s = s0; s < s1; s++) {                                               \
         const bp_v##SUF bv = bp_load_##SUF(bn + (s - s0) * BP_W##SUF);                  \
@@ -587,13 +563,11 @@ static BP_INLINE void bp_narrow_tile_##SUF(ptrdiff_t r0, ptrdiff_t R, ptrdiff_t 
     }                                                                                   \
     BP_UNROLL for (int r = 0; r < BP_NN_MR; r++) {                                      \
         if (r0 + r >= R) break;                                                         \
-        T t[BP_W##SUF];                                                                 \
         const ptrdiff_t o = (r0 + r) * ldc;                                             \
-        bp_store_##SUF(t, acc[r]);                                                      \
         if (u != NULL && u->rule == BP_RULE_SGD_VELOCITY) {                             \
-            for (ptrdiff_t n = 0; n < N; n++) bp_opt_vel_step_##SUF(u, o + n, t[n]);    \
+            for (ptrdiff_t n = 0; n < N; n++) bp_opt_vel_step_##SUF(u, o + n, acc[r][n]); \
         } else {                                                                        \
-            memcpy(C + o, t, (size_t)N * sizeof(T));                                    \
+            bp_store_part_##SUF(C + o, acc[r], N);                                      \
             if (u != NULL) bp_opt_run_##SUF(u, o, C + o, N);                            \
         }                                                                               \
     }                                                                                   \
