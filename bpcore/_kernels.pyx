@@ -38,22 +38,24 @@ Alignment
     sets.
 
 Parallel scheme (one OpenMP region per epoch, no barrier per mini-batch)
-    The epoch is cut into pieces that the threads take in ticket order from a
-    shared counter (``Schedule``, bpcore/_sched.h); a piece starts once every
-    piece of the phase before it is complete:
-    1. per-example phase, the mini-batch in blocks of examples (two per thread):
-       gather, forward pass, cost, delta^L and delta^l for all layers of the block
-       (no wait between layers: a block needs only its own rows);
-    2. per-row phase, each layer's rows of W in chunks (``row_chunk``): rows j of
-       dC/dW^l = sum_i delta^l_ij a^{l-1}_i / m, summed over the examples in index
-       order, then their optimizer step.
-    A thread that is not running takes no piece; one that holds the others up far
-    longer than its piece should take (descheduled by the host) is excluded for a
-    while, and a thread left alone takes runs of consecutive pieces of a phase at
-    once, computed as one piece (``extend_run``; _sched.h).  Every number is
-    computed by exactly one piece, in an order that does not depend on which
-    thread or how many, nor on how rows are blocked (see _gemm.h): trained
-    weights are bitwise the same for any thread count.
+    The epoch is cut into pieces (``Schedule``; docs/design.md) in phases; a piece
+    starts once every piece of the phase before it is complete.  One thread runs
+    each mini-batch as one block of examples (gather, forward pass, cost, delta^L
+    .. delta^1) and then each layer's rows of W (rows j of dC/dW^l = sum_i
+    delta^l_ij a^{l-1}_i / m, summed over the examples in index order, then their
+    optimizer step).  A team runs it layer by layer: the gather, z^l (l = 1..L),
+    the output error, delta^(l-1) (l = L..2) and the rows of W, each layer cut into
+    two pieces of units per thread, the same units of every layer for the same
+    thread in every phase (its *home* pieces: the rows of W it steps are those it
+    multiplies, in its own cache).  A thread claims its home pieces first, then
+    those of a member that has not claimed them yet (slowed down or kept off its
+    core by the host);
+    one that holds the others up far longer than its piece should take is excluded
+    for a while, and a thread left alone claims runs of pieces at once, computed
+    as one piece (``extend_run``; _sched.h).  Every number is computed by exactly
+    one piece, in an order that does not depend on which thread or how many, nor
+    on how rows or units are blocked (see _gemm.h): trained weights are bitwise the
+    same for any thread count and either cut (tests/test_cuts.py).
 """
 from cython.parallel cimport parallel
 
@@ -84,6 +86,7 @@ cdef extern from "_sched.h" nogil:
         bp_ns released
         long long pieces
         long long runs
+        long long claimed
     ctypedef struct bp_team:
         long long next
         long long completed
@@ -103,6 +106,10 @@ cdef extern from "_sched.h" nogil:
     long long BP_ADD_RELEASE(long long* p, long long v)
     void BP_PAUSE()
     bp_ns bp_now()
+    long long bp_claimed(long long w, long long first)
+    long long bp_claim_word(long long first, long long claimed)
+    enum: BP_CLAIM_BITS
+    long long BP_CLAIM_MASK
     void bp_nap(long ns)
     void bp_sleep(bp_team* team, bp_ns ns)
     void bp_wake_all(bp_team* team)
@@ -215,6 +222,7 @@ cdef struct Data:
     long slow_ns
     int cut_for               # tests: cut the epoch for this many threads (0: the team)
     long long max_run         # tests: at most this many pieces per run (0: no limit)
+    int layerwise             # tests: 0/1 force the cut (Schedule); -1: by the team size
     int pin                   # 1: pin the team's threads to CPUs where _sched.h allows
     double* bias_norms        # L sums of ||dC/db^l|| over the mini-batches, or NULL (off)
 
@@ -361,7 +369,22 @@ cdef void backward_block(const LayoutC* net, const real* params, const Data* dat
     Row i of the block is the example at position ``first + i``.  As rows of D:
     D^{l-1} = D^l W^l, a register-tiled product per layer.
     """
-    cdef Py_ssize_t L = net.n_layers, l, i, j, x, ld = net.units, n_out = net.sizes[L]
+    cdef Py_ssize_t L = net.n_layers, l, i, ld = net.units
+    output_rows(net, data, first, rows, Z, A, D)
+    for l in range(L, 1, -1):
+        bcast_rows(rows, net.sizes[l - 1], net.sizes[l], D + net.u_off[l], ld, 1,
+                   params + net.w_off[l], net.sizes[l - 1], D + net.u_off[l - 1], ld)
+        for i in range(rows):
+            times_derivative(net.act[l - 1], Z + i * ld + net.u_off[l - 1],
+                             A + i * ld + net.u_off[l - 1], D + i * ld + net.u_off[l - 1],
+                             net.sizes[l - 1])
+
+
+cdef void output_rows(const LayoutC* net, const Data* data, Py_ssize_t first, Py_ssize_t rows,
+                      const real* Z, const real* A, real* D) noexcept nogil:
+    """delta^L of a block of examples (row i: the example at position ``first + i``),
+    scaled by the example's weight."""
+    cdef Py_ssize_t L = net.n_layers, i, j, x, ld = net.units, n_out = net.sizes[L]
     cdef const real* Y = <const real*>data.Y
     cdef const real* weights = <const real*>data.weights
     cdef real* d
@@ -380,13 +403,6 @@ cdef void backward_block(const LayoutC* net, const real* params, const Data* dat
             w = weights[x]
             for j in range(n_out):
                 d[j] *= w
-    for l in range(L, 1, -1):
-        bcast_rows(rows, net.sizes[l - 1], net.sizes[l], D + net.u_off[l], ld, 1,
-                   params + net.w_off[l], net.sizes[l - 1], D + net.u_off[l - 1], ld)
-        for i in range(rows):
-            times_derivative(net.act[l - 1], Z + i * ld + net.u_off[l - 1],
-                             A + i * ld + net.u_off[l - 1], D + i * ld + net.u_off[l - 1],
-                             net.sizes[l - 1])
 
 
 cdef inline void bias_sums(const LayoutC* net, const real* D, real* grads, Py_ssize_t m,
@@ -516,8 +532,8 @@ cdef void step_rows(const LayoutC* net, const real* A, const real* D, real* grad
 
 
 cdef inline Py_ssize_t row_chunk(Py_ssize_t rows, int nt) noexcept nogil:
-    """Rows of W per piece of phase 2: about four pieces per thread, a multiple of 4
-    rows and at least 16 (one piece per layer on one thread)."""
+    """Rows of W per piece of phase 2 in the cut by blocks: about four pieces per
+    thread, a multiple of 4 rows and at least 16 (one piece per layer on one thread)."""
     cdef Py_ssize_t chunk = (rows + 4 * nt - 1) // (4 * nt)
     if nt == 1:
         return rows if rows > 0 else 1
@@ -525,19 +541,44 @@ cdef inline Py_ssize_t row_chunk(Py_ssize_t rows, int nt) noexcept nogil:
 
 
 cdef inline Py_ssize_t example_block(Py_ssize_t m, int nt) noexcept nogil:
-    """Examples per piece of phase 1: two pieces per thread (each piece reads every
-    W^l once, so more pieces cost more passes over the weights), a multiple of the
-    4-row tile; the whole mini-batch on one thread."""
+    """Examples per piece of phase 1 (of the gather and the output error in the
+    layer-wise cut): two pieces per thread (a piece of phase 1 reads every W^l once,
+    so more pieces cost more passes over the weights), a multiple of the 4-row
+    tile; the whole mini-batch on one thread."""
     cdef Py_ssize_t rows = (m + 2 * nt - 1) // (2 * nt)
     if nt == 1:
         return m if m > 0 else 1
     return max(4, (rows + 3) // 4 * 4)
 
 
+cdef inline Py_ssize_t unit_pieces(Py_ssize_t units, int nt) noexcept nogil:
+    """Pieces of a layer's units in a layer-wise phase: two per thread, at least 16
+    units each, at least one piece.  A thread's two are its share of the layer in
+    every phase; a partner that finishes its own first takes the second of a thread
+    slowed down (by another process on its core) instead of waiting for it."""
+    return max(1, min(<Py_ssize_t>(2 * nt), units // 16))
+
+
+cdef inline Py_ssize_t unit_bound(Py_ssize_t units, Py_ssize_t pieces, Py_ssize_t r) noexcept nogil:
+    """First unit of piece r of a layer cut into ``pieces`` (units for r = pieces):
+    as even as multiples of 16 allow (whole vectors of the tiles and activations)."""
+    if r >= pieces:
+        return units
+    return min(units, (r * units // pieces + 8) // 16 * 16)
+
+
 cdef struct Schedule:
-    # The pieces of an epoch in ticket order: per mini-batch, its phase-1 pieces
-    # (blocks of ``rows1`` examples), then its phase-2 pieces (chunks of rows of
-    # each W^l, layers in order).  Only the last mini-batch may be smaller.
+    # The pieces of an epoch in ticket order.  By blocks of examples: per
+    # mini-batch, its phase-1 pieces (blocks of ``rows1`` examples, each through
+    # the whole network), then its phase-2 pieces (chunks of rows of each W^l,
+    # layers in order).  Layer-wise: per mini-batch, the gather (blocks of
+    # examples), z^l for l = 1..L (pieces of the layer's units, all examples), the
+    # output error (blocks of examples), delta^(l-1) for l = L..2 (pieces of the
+    # units of layer l - 1), then the rows of W^l in the same pieces as the units of
+    # layer l (``unit_pieces``), ordered by home range.  Only the last mini-batch
+    # may be smaller.
+    bint layerwise
+    Py_ssize_t columns        # pieces of a mini-batch's layer-wise products
     Py_ssize_t batches        # number of mini-batches
     Py_ssize_t per_batch      # tickets of a full mini-batch
     Py_ssize_t rows1          # examples per phase-1 piece of a full mini-batch
@@ -550,7 +591,7 @@ cdef struct Schedule:
 
 
 cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size, int nt,
-                        Schedule* s) noexcept nogil:
+                        bint layerwise, Schedule* s) noexcept nogil:
     cdef Py_ssize_t m = min(batch_size, n), last, l, per
     s.batches = (n + m - 1) // m
     last = n - (s.batches - 1) * m
@@ -559,18 +600,43 @@ cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size,
     s.rows1_last = example_block(last, nt)
     s.pieces1_last = (last + s.rows1_last - 1) // s.rows1_last
     s.pieces2 = 0
+    s.columns = 0
     for l in range(1, net.n_layers + 1):
-        per = row_chunk(net.sizes[l], nt)
-        s.pieces2 += (net.sizes[l] + per - 1) // per
-    s.per_batch = s.pieces1 + s.pieces2
+        if layerwise:
+            per = unit_pieces(net.sizes[l], nt)
+            s.pieces2 += per  # rows of W^l
+            s.columns += per  # z^l
+            if l < net.n_layers:
+                s.columns += per  # delta^l
+        else:
+            per = row_chunk(net.sizes[l], nt)
+            s.pieces2 += (net.sizes[l] + per - 1) // per
+    s.layerwise = layerwise
     s.nt = nt
-    s.total = (s.batches - 1) * s.per_batch + s.pieces1_last + s.pieces2
+    if layerwise:
+        s.per_batch = 2 * s.pieces1 + s.columns + s.pieces2
+        s.total = (s.batches - 1) * s.per_batch + 2 * s.pieces1_last + s.columns + s.pieces2
+    else:
+        s.per_batch = s.pieces1 + s.pieces2
+        s.total = (s.batches - 1) * s.per_batch + s.pieces1_last + s.pieces2
+
+
+cdef enum:
+    # What a piece computes (Piece.kind)
+    BLOCK = 1        # examples i0..i1: gather, forward pass, cost, delta^L .. delta^1
+    ROWS = 2         # rows j0.. of W^l to ..j1 of W^l1: gradient sums and step
+    GATHER = 3       # examples i0..i1: a^0
+    FORWARD = 4      # units j0..j1 of z^l and a^l (a^L: in OUTPUT), all examples
+    OUTPUT = 5       # examples i0..i1: a^L, cost, delta^L
+    DELTA = 6        # units j0..j1 of delta^(l-1) from delta^l, all examples
 
 
 cdef struct Piece:
     # One piece, or a run of consecutive pieces of one phase merged into one.
     Py_ssize_t batch          # which mini-batch
-    int phase                 # 1: examples i0..i1 of it; 2: rows j0.. of W^l to ..j1 of W^l1
+    int kind                  # BLOCK, ROWS, ...
+    int speed_kind            # 0: a piece of examples, 1: of units or rows (_sched.h)
+    int wait_kind             # the speed kind of the phase before
     Py_ssize_t i0, i1, l, j0, l1, j1
     long long need            # completed pieces needed first (all of the phase before)
     long long end             # the ticket after the last piece of the phase
@@ -589,11 +655,16 @@ cdef inline Py_ssize_t batch_of(const Schedule* s, long long t) noexcept nogil:
     return min(<Py_ssize_t>(t // s.per_batch), s.batches - 1)
 
 
+cdef inline bint examples_kind(int kind) noexcept nogil:
+    return kind == BLOCK or kind == GATHER or kind == OUTPUT
+
+
 cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long long t,
                  Piece* p) noexcept nogil:
     """The piece of ticket t."""
-    cdef Py_ssize_t b = batch_of(s, t), r, m, rows1, pieces1, size, per, count, l
-    cdef long long first = batch_start(s, b)
+    cdef Py_ssize_t b = batch_of(s, t), r, m, rows1, pieces1, size, per, count, l, lo, hi
+    cdef int h
+    cdef long long first = batch_start(s, b), q
     cdef long long madds = 0
     cdef bint last = b == s.batches - 1
     r = t - first
@@ -602,20 +673,87 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
     pieces1 = s.pieces1_last if last else s.pieces1
     p.batch = b
     p.count = 1
-    if r < pieces1:
-        p.phase = 1
+    q = first
+    if r < pieces1:  # BLOCK or GATHER
+        p.kind = GATHER if s.layerwise else BLOCK
+        p.speed_kind = 0
+        p.wait_kind = 1
         p.i0 = r * rows1
         p.i1 = min(m, p.i0 + rows1)
         p.need = first
         p.end = first + pieces1
-        for l in range(1, net.n_layers + 1):
-            madds += net.sizes[l] * net.sizes[l - 1]
-        p.work = 2 * madds * (p.i1 - p.i0)
+        if s.layerwise:
+            p.work = net.sizes[0] * (p.i1 - p.i0)
+        else:
+            for l in range(1, net.n_layers + 1):
+                madds += net.sizes[l] * net.sizes[l - 1]
+            p.work = 2 * madds * (p.i1 - p.i0)
         return
-    p.phase = 2
-    p.need = first + pieces1
-    p.end = batch_start(s, b + 1)
     r -= pieces1
+    q += pieces1
+    if s.layerwise:
+        p.speed_kind = 1
+        for l in range(1, net.n_layers + 1):  # z^l
+            size = net.sizes[l]
+            count = unit_pieces(size, s.nt)
+            if r < count:
+                p.kind = FORWARD
+                p.wait_kind = 0 if l == 1 else 1
+                p.l = p.l1 = l
+                p.j0 = unit_bound(size, count, r)
+                p.j1 = unit_bound(size, count, r + 1)
+                p.need = q
+                p.end = q + count
+                p.work = (p.j1 - p.j0) * net.sizes[l - 1] * m
+                return
+            r -= count
+            q += count
+        if r < pieces1:
+            p.kind = OUTPUT
+            p.speed_kind = 0
+            p.wait_kind = 1
+            p.i0 = r * rows1
+            p.i1 = min(m, p.i0 + rows1)
+            p.need = q
+            p.end = q + pieces1
+            p.work = net.sizes[net.n_layers] * (p.i1 - p.i0)
+            return
+        r -= pieces1
+        q += pieces1
+        for l in range(net.n_layers, 1, -1):  # delta^(l-1) from delta^l
+            size = net.sizes[l - 1]
+            count = unit_pieces(size, s.nt)
+            if r < count:
+                p.kind = DELTA
+                p.wait_kind = 0 if l == net.n_layers else 1
+                p.l = p.l1 = l
+                p.j0 = unit_bound(size, count, r)
+                p.j1 = unit_bound(size, count, r + 1)
+                p.need = q
+                p.end = q + count
+                p.work = (p.j1 - p.j0) * net.sizes[l] * m
+                return
+            r -= count
+            q += count
+    p.kind = ROWS
+    p.speed_kind = 1
+    p.wait_kind = 1 if s.layerwise and net.n_layers > 1 else 0
+    p.need = q
+    p.end = batch_start(s, b + 1)
+    if s.layerwise:  # ordered by home range (owner_bounds), then layer, then rows
+        for h in range(s.nt):
+            for l in range(1, net.n_layers + 1):
+                size = net.sizes[l]
+                count = unit_pieces(size, s.nt)
+                lo = h * count // s.nt
+                hi = (h + 1) * count // s.nt
+                if r < hi - lo:
+                    p.l = p.l1 = l
+                    p.j0 = unit_bound(size, count, lo + r)
+                    p.j1 = unit_bound(size, count, lo + r + 1)
+                    p.work = (p.j1 - p.j0) * net.sizes[l - 1] * m
+                    return
+                r -= hi - lo
     l = 1
     while l <= net.n_layers:
         size = net.sizes[l]
@@ -631,22 +769,47 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
         l += 1
 
 
+cdef void owner_bounds(const LayoutC* net, const Schedule* s, const Piece* phase, int h,
+                       long long* lo, long long* hi) noexcept nogil:
+    """Home pieces of member h in the phase of ``phase`` (any piece of it): tickets
+    lo..hi - 1.  A layer-wise phase of rows is ordered by home range (decode)."""
+    cdef long long first = phase.need, pieces = phase.end - phase.need
+    cdef Py_ssize_t l, count
+    cdef int g
+    if phase.kind != ROWS or not s.layerwise:
+        lo[0] = first + h * pieces // s.nt
+        hi[0] = first + (h + 1) * pieces // s.nt
+        return
+    lo[0] = first
+    for g in range(h + 1):
+        hi[0] = lo[0]
+        for l in range(1, net.n_layers + 1):
+            count = unit_pieces(net.sizes[l], s.nt)
+            hi[0] += (g + 1) * count // s.nt - g * count // s.nt
+        if g < h:
+            lo[0] = hi[0]
+
+
 cdef void extend_run(const LayoutC* net, const Schedule* s, const Data* data, long long t,
-                     double ns_per_work, bp_ns budget, Piece* p) noexcept nogil:
-    """Extend piece p (of ticket t) by the pieces after it in its phase while the run
-    is expected to take at most ``budget`` ns at ``ns_per_work`` (a negative
-    ns_per_work: no limit; and, with the test hook, at most ``data.max_run`` pieces):
-    consecutive blocks of examples become one block, the chunks of rows of each
-    layer one chunk per layer."""
+                     long long limit, double ns_per_work, bp_ns budget, Piece* p) noexcept nogil:
+    """Extend piece p (of tickets t .. t + p.count - 1) by the pieces after it, up to
+    ticket ``limit``, while the run is expected to take at most ``budget`` ns at
+    ``ns_per_work`` (a negative ns_per_work: no limit; and, with the test hook, at
+    most ``data.max_run`` pieces): consecutive blocks of examples become one block,
+    consecutive units or rows of each layer one chunk per layer."""
     cdef Piece q
-    cdef long long u = t + 1
+    cdef long long u = t + p.count
     if ns_per_work == 0:
         return  # no estimate yet: a single piece, which gives one
-    while u < p.end and (data.max_run == 0 or p.count < data.max_run):
+    while u < limit and (data.max_run == 0 or p.count < data.max_run):
         decode(net, s, data, u, &q)
         if ns_per_work > 0 and ns_per_work * <double>(p.work + q.work) > <double>budget:
             break
-        if p.phase == 1:
+        if not examples_kind(p.kind) and not (
+                (q.l == p.l1 and q.j0 == p.j1)
+                or (q.l == p.l1 + 1 and q.j0 == 0 and p.j1 == net.sizes[p.l1])):
+            break  # not the rows or units right after the run's
+        if examples_kind(p.kind):
             p.i1 = q.i1
         else:
             p.l1 = q.l
@@ -685,10 +848,28 @@ cdef int raise_pending() except -1:
     return -1
 
 
-cdef void poll_signals(Data* data, const Schedule* s, bp_team* team) noexcept nogil:
+cdef long long claimed_end(const LayoutC* net, const Schedule* s, const Data* data,
+                           bp_team* team) noexcept nogil:
+    """One past the last ticket claimed so far (each member's claim word only grows)."""
+    cdef long long handed = 0, word, first, lo, hi
+    cdef int h
+    cdef Piece phase
+    for h in range(s.nt):
+        word = BP_LOAD_SC(&team.member[h].claimed)
+        first = (word >> BP_CLAIM_BITS) - 1
+        if first < 0 or (word & BP_CLAIM_MASK) == 0:
+            continue
+        decode(net, s, data, first, &phase)
+        owner_bounds(net, s, &phase, h, &lo, &hi)
+        handed = max(handed, lo + (word & BP_CLAIM_MASK))
+    return min(handed, s.total)
+
+
+cdef void poll_signals(const LayoutC* net, Data* data, const Schedule* s,
+                       bp_team* team) noexcept nogil:
     """Thread 0 (the Python thread that called train), every POLL_SECONDS: run pending
     signal handlers; if one raised, stop the epoch after the mini-batch whose
-    tickets have been handed out (all of it is completed first)."""
+    tickets have been claimed (all of it is completed first)."""
     cdef long long handed
     if bp_seconds() < data.next_poll:
         return
@@ -701,7 +882,7 @@ cdef void poll_signals(Data* data, const Schedule* s, bp_team* team) noexcept no
         # Every ticket taken from here on sees stopping = 1 and waits for stop_at;
         # every ticket taken before is below `handed`, so in a mini-batch that ends
         # at or before stop_at: no mini-batch is left half done.
-        handed = min(BP_LOAD_SC(&team.next), s.total)
+        handed = claimed_end(net, s, data, team)
         BP_STORE_SC(&team.stop_at, 0 if handed == 0 else batch_start(s, batch_of(s, handed - 1) + 1))
         if BP_LOAD_SC(&team.completed) >= team.stop_at:  # else the last piece's holder wakes them
             bp_wake_all(team)
@@ -720,20 +901,25 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
     delta^L .. delta^1).  Phase 2: rows j0..j1 of W^l and b^l (gradient sums and,
     with an optimizer, its step)."""
     cdef Py_ssize_t L = net.n_layers, n_in = net.sizes[0], n_out = net.sizes[L]
-    cdef Py_ssize_t ld = net.units, i, row, l, j0, j1, start = p.batch * data.batch_size
+    cdef Py_ssize_t ld = net.units, i, j, row, l, j0, j1, start = p.batch * data.batch_size
     cdef Py_ssize_t m = min(data.batch_size, data.n - start)
     cdef const real* X = <const real*>data.X
     cdef const real* Y = <const real*>data.Y
     cdef real* Z = <real*>data.Z
     cdef real* A = <real*>data.A
     cdef real* D = <real*>data.D
-    if p.phase == 1:
+    cdef const real* W
+    cdef const real* bias
+    cdef real* z
+    if p.kind == BLOCK or p.kind == GATHER:
         if data.bias_norms != NULL and p.i0 == 0 and p.batch > 0:
             # grads still holds mini-batch b - 1's bias sums: all of its phase 2 is
             # complete, and mini-batch b's phase 2 waits for this piece
             record_bias_norms(net, <const real*>grads, data.batch_size, data.bias_norms)
         for i in range(p.i0, p.i1):  # gather a^0 into the workspace
             memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
+        if p.kind == GATHER:
+            return
         row = p.i0 * ld
         forward_block(net, <const real*>params, A + row, ld, p.i1 - p.i0, Z + row, A + row)
         if data.costs != NULL:
@@ -743,6 +929,39 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
                     Y + example_at(data, start + i) * n_out, n_out)
         backward_block(net, <const real*>params, data, start + p.i0, p.i1 - p.i0,
                        Z + row, A + row, D + row)
+        return
+    if p.kind == FORWARD:  # the same sums and activations as forward_block's, by units
+        l = p.l
+        j0 = p.j0
+        W = params + net.w_off[l] + j0 * net.sizes[l - 1]
+        bias = params + net.b_off[l]
+        dot_rows(A + net.u_off[l - 1], ld, m, W, net.sizes[l - 1], p.j1 - j0, net.sizes[l - 1],
+                 Z + net.u_off[l] + j0, ld)
+        for i in range(m):
+            z = Z + i * ld + net.u_off[l]
+            for j in range(j0, p.j1):
+                z[j] += bias[j]
+            if l < L:  # a^L in OUTPUT: softmax needs the whole layer
+                activate(net.act[l], z + j0, A + i * ld + net.u_off[l] + j0, p.j1 - j0)
+        return
+    if p.kind == OUTPUT:
+        for i in range(p.i0, p.i1):
+            activate(net.act[L], Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L], n_out)
+            if data.costs != NULL:
+                data.costs[start + i] = example_cost(
+                    net.cost, Z + i * ld + net.u_off[L], A + i * ld + net.u_off[L],
+                    Y + example_at(data, start + i) * n_out, n_out)
+        row = p.i0 * ld
+        output_rows(net, data, start + p.i0, p.i1 - p.i0, Z + row, A + row, D + row)
+        return
+    if p.kind == DELTA:  # backward_block's product, by units of layer l - 1
+        l = p.l
+        j0 = p.j0
+        bcast_rows(m, p.j1 - j0, net.sizes[l], D + net.u_off[l], ld, 1,
+                   params + net.w_off[l] + j0, net.sizes[l - 1], D + net.u_off[l - 1] + j0, ld)
+        for i in range(m):
+            row = i * ld + net.u_off[l - 1] + j0
+            times_derivative(net.act[l - 1], Z + row, A + row, D + row, p.j1 - j0)
         return
     for l in range(p.l, p.l1 + 1):  # a run may span several layers
         j0 = p.j0 if l == p.l else 0
@@ -760,8 +979,13 @@ cdef void run_epoch(const LayoutC* net, real* params, real* grads, Data* data, U
     (_sched.h), the others wait for that, then all run the pieces."""
     cdef bp_cpuset saved
     cdef bint pinned
+    cdef int nt, h
     if bp_thread_num() == 0:
-        make_schedule(net, data.n, data.batch_size, max(bp_team_size(), data.cut_for), s)
+        nt = max(bp_team_size(), data.cut_for)
+        make_schedule(net, data.n, data.batch_size, nt,
+                      nt > 1 if data.layerwise < 0 else data.layerwise == 1, s)
+        for h in range(nt):  # the owners of home pieces, more than the team for _cut_for
+            team.member[h].claimed = 0
         bp_pin_plan(team, bp_team_size(), data.pin)
         BP_STORE(&team.ready, 1)
     else:
@@ -777,12 +1001,17 @@ cdef void run_epoch(const LayoutC* net, real* params, real* grads, Data* data, U
 cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* data,
                           Update* upd, const Schedule* s, bp_team* team) noexcept nogil:
     """What each thread of the team runs: all mini-batches of one epoch (or one
-    gradient), piece by piece in ticket order, a lone thread in runs of pieces
-    (see _sched.h)."""
+    gradient), piece by piece, phase by phase, its home pieces first, a lone thread
+    in runs of pieces (see _sched.h)."""
     cdef int tid = bp_thread_num(), nt = bp_team_size()
     cdef bp_member* me = &team.member[tid]
-    cdef long long t, end, last_end = -1
+    # first: the first ticket of the phase this thread claims in; seen: the claims
+    # counter after its last claim (unchanged since: nobody else claimed)
+    cdef long long t, end, seen = -1, first = 0, lo, hi, word, done
     cdef bp_ns now, wait_start, began, budget, until
+    cdef int o, h, g
+    cdef long long count
+    cdef Piece phase, saved
     cdef bint excluded_any
     cdef int spins
     cdef Piece p
@@ -793,7 +1022,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
     cdef bint timed = nt > 1 or s.nt > 1
     while True:
         if tid == 0:
-            poll_signals(data, s, team)
+            poll_signals(net, data, s, team)
         end = end_ticket(s, team)
         now = bp_now() if timed else 0
         # A team of one never sits out: an exclusion remembered from a team of
@@ -809,25 +1038,63 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             else:
                 bp_sleep(team, until - now)
             continue
-        t = -1
-        # Alone?  Only if no ticket was taken since this thread's last one (cheap to
-        # see), then from the other members' slots.
-        if BP_LOAD(&team.next) == last_end and last_end < s.total:
+        if first >= s.total or (end >= 0 and first >= end):
+            break
+        # Alone?  Only if no piece was claimed since this thread's last one (cheap
+        # to see), then from the other members' slots.
+        budget = 0
+        if BP_LOAD(&team.next) == seen:
             budget = bp_alone(team, nt, tid, now)
-            if budget > 0:
-                decode(net, s, data, last_end, &p)
-                # untimed, a one-thread team merges the rest of the phase (one
-                # mini-batch's rows of every W^l) whatever it takes
-                extend_run(net, s, data, last_end,
-                           me.ns_per_work[p.phase - 1] if timed else -1.0, budget, &p)
-                if p.count > 1 and BP_CAS(&team.next, last_end, last_end + p.count):
-                    t = last_end
-        if t < 0:
-            t = BP_FETCH_ADD(&team.next, 1)
-            if t >= s.total:
+        # Claim the next piece (a lone thread: a run of pieces) of this phase: of the
+        # home range of this thread, else of the next member's that has one left.
+        decode(net, s, data, first, &phase)
+        t = -1
+        for o in range(s.nt):
+            # alone, in ticket order: the ranges can then join into one run
+            h = o if budget > 0 else (tid + o) % s.nt
+            owner_bounds(net, s, &phase, h, &lo, &hi)
+            while True:
+                word = BP_LOAD_SC(&team.member[h].claimed)
+                done = bp_claimed(word, first)
+                if done < 0 or lo + done >= hi:
+                    break
+                decode(net, s, data, lo + done, &p)
+                if budget > 0:
+                    # untimed, a one-thread team merges the rest of the range (one
+                    # mini-batch's rows of every W^l) whatever it takes
+                    extend_run(net, s, data, lo + done, hi,
+                               me.ns_per_work[p.speed_kind] if timed else -1.0, budget, &p)
+                if BP_CAS(&team.member[h].claimed, word, bp_claim_word(first, done + p.count)):
+                    t = lo + done
+                    saved = p
+                    # alone: the next members' ranges that nobody has started, and
+                    # whose pieces continue the run's, join it
+                    g = h + 1
+                    while budget > 0 and t + p.count == hi and g < s.nt:
+                        owner_bounds(net, s, &phase, g, &lo, &hi)
+                        g += 1
+                        if hi <= lo:
+                            continue  # no home pieces in this phase
+                        word = BP_LOAD_SC(&team.member[g - 1].claimed)
+                        count = p.count
+                        if bp_claimed(word, first) == 0:
+                            extend_run(net, s, data, t, hi,
+                                       me.ns_per_work[p.speed_kind] if timed else -1.0,
+                                       budget, &p)
+                        if p.count == count:
+                            break
+                        if not BP_CAS(&team.member[g - 1].claimed, word,
+                                      bp_claim_word(first, t + p.count - lo)):
+                            p = saved
+                            break
+                        saved = p
+                    break
+            if t >= 0:
                 break
-            decode(net, s, data, t, &p)
-        last_end = t + p.count
+        if t < 0:  # every piece of the phase is claimed: on to the next
+            first = phase.end
+            continue
+        seen = BP_FETCH_ADD(&team.next, p.count) + p.count
         if BP_LOAD_SC(&team.stopping):
             while BP_LOAD(&team.stop_at) < 0:
                 BP_PAUSE()
@@ -847,11 +1114,11 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
                 if spins % 64 == 0:
                     now = bp_now()
                     # the holders work on the phase before this piece's
-                    if bp_exclude_slow(team, nt, tid, 1 if p.phase == 1 else 0, p.need,
+                    if bp_exclude_slow(team, nt, tid, p.wait_kind, p.need,
                                        wait_start, now):
                         excluded_any = True
                     if tid == 0:
-                        poll_signals(data, s, team)
+                        poll_signals(net, data, s, team)
             if excluded_any:
                 now = bp_now()
                 bp_end_exclusions(team, nt, tid, now, now - wait_start)
@@ -861,7 +1128,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             began = bp_now()
             do_piece(net, params, grads, data, upd, &p)
             now = bp_now()
-            bp_learn_speed(me, p.phase - 1, now - began, p.work)
+            bp_learn_speed(me, p.speed_kind, now - began, p.work)
         else:
             do_piece(net, params, grads, data, upd, &p)
         BP_STORE(&me.released, now)
@@ -997,6 +1264,7 @@ cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:
     data.slow_ns = 0
     data.cut_for = 0
     data.max_run = 0
+    data.layerwise = -1
     data.pin = 0
     data.bias_norms = NULL
     return 0
@@ -1064,7 +1332,7 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
                 double[::1] costs, int num_threads, double[::1] bias_norms=None,
                 long long[::1] stats=None, double[:, ::1] team_memory=None,
                 long long[::1] runs=None, int _slow_thread=-1, double _slow_seconds=0.0,
-                int _cut_for=0, long long _max_run=0):
+                int _cut_for=0, long long _max_run=0, int _layerwise=-1):
     """One epoch of mini-batch training in place, one optimizer step per mini-batch.
 
     Visits X[order[0]], X[order[1]], ... (order None: 0, 1, 2, ...) in mini-batches
@@ -1090,7 +1358,9 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
     merges into one (_sched.h), so that ``stats[t] - runs[t]`` pieces were merged.
     Test hooks: ``_slow_thread`` naps ``_slow_seconds`` before each piece it takes,
     a stand-in for a thread that loses its core; ``_cut_for`` cuts the epoch into
-    pieces for that many threads whatever the team; ``_max_run`` caps a run's pieces.
+    pieces for that many threads whatever the team; ``_max_run`` caps a run's pieces;
+    ``_layerwise`` 0 or 1 forces the cut by blocks of examples or the layer-wise one
+    (-1: layer-wise for more than one thread; see ``Schedule``).
     """
     cdef LayoutC* net = &layout.c
     _check_params(layout, params.shape[0], "params")
@@ -1111,6 +1381,7 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
         raise ValueError(f"_max_run must be >= 0, got {_max_run}")
     data.cut_for = _cut_for
     data.max_run = _max_run
+    data.layerwise = _layerwise
     # An epoch is long enough for the pinning's four system calls per thread; a
     # gradient call (one per mini-batch in data-parallel training) is not.
     data.pin = 1

@@ -1,14 +1,16 @@
 /* Work sharing inside one OpenMP region without barriers, tolerant of a thread
  * the operating system takes off its core.
  *
- * An epoch is a sequence of *pieces* numbered by *tickets*: for each mini-batch,
- * the pieces of phase 1 (blocks of examples) and then those of phase 2 (chunks
- * of rows of W).  A thread takes the next ticket from a shared counter, waits
- * until every piece of the previous phase is complete (a second counter of
- * completed pieces: pieces complete phase by phase, so "completed >= first
- * ticket of my phase" says the previous phase is done), does its piece and
- * counts it complete.  There is no barrier: a thread that is not running takes
- * no ticket, and the running ones take all of them.
+ * An epoch is a sequence of *pieces* numbered by *tickets*, in *phases* (per
+ * mini-batch: blocks of examples, units of each layer, rows of W; the cuts are
+ * Schedule's, in _kernels.pyx).  Each phase's pieces are cut into one range of
+ * *home* pieces per member (bp_claimed below).  A thread claims its next home
+ * piece, else one of another member's not yet claimed, waits until every piece
+ * of the previous phase is complete (a counter of completed pieces: pieces
+ * complete phase by phase, so "completed >= first ticket of my phase" says the
+ * previous phase is done), does its piece and counts it complete.  There is no
+ * barrier: a thread that is not running claims nothing, and the running ones
+ * do its pieces.
  *
  * What remains is a thread descheduled *while it holds a piece*: the others
  * finish everything else and then wait for it, for as long as the scheduler
@@ -23,15 +25,14 @@
  *
  * A thread running alone (every other member excluded, or holding no ticket for
  * BP_IDLE_NS: descheduled between pieces, or not started yet) would still work on
- * pieces cut for the whole team: each block of examples streams every W^l
- * again, each piece pays its own hand-over.  So it claims a *run*: the pieces
- * from the next ticket to the end of its phase, or as many as its own speed
- * says fit in BP_MERGE_NS and before the earliest end of an exclusion, taken at
- * once by a compare-and-swap of the ticket counter (which fails, leaving one
- * ticket to take, if another thread took one meanwhile), and run as one piece:
- * consecutive blocks of examples as one block, consecutive chunks of rows of a
- * layer as one chunk.  A thread that comes back meanwhile takes the ticket after
- * the run and waits for it as for any piece.
+ * pieces cut for the whole team, each paying its own hand-over.  So it claims a
+ * *run*: the rest of a member's range and of the ranges after it nobody has
+ * started, or as many pieces as its own speed says fit in BP_MERGE_NS and before
+ * the earliest end of an exclusion, each range taken at once by a compare-and-swap
+ * of its claim word (a thread that claimed meanwhile makes it fail, and the run
+ * ends there), and runs them as one piece: consecutive blocks of examples as one
+ * block, consecutive units or rows of a layer as one chunk.  A thread that comes
+ * back meanwhile claims what is left and waits for the run as for any piece.
  *
  * Which thread computes a piece never changes a result (each number is computed
  * by one piece, in an order fixed by the data: see _gemm.h), so neither the
@@ -155,6 +156,7 @@ typedef struct BP_ALIGNED_LINE {
     double ns_per_work[2];     /* its own recent speed per phase kind (0 = not measured) */
     bp_ns released;            /* when it last gave up a ticket (or the call started) */
     long long pieces;          /* pieces it completed in this call */
+    long long claimed;         /* its home pieces of the newest phase claimed (bp_claimed) */
     long long runs;            /* how many times it took work: one piece or a run */
 } bp_member;
 
@@ -232,6 +234,32 @@ static inline void bp_wake_all(bp_team *team) {
 #ifdef BP_CAN_SLEEP
     syscall(SYS_futex, &team->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 #endif
+}
+
+/* Home pieces.  Each phase's pieces are cut into one contiguous range per member
+ * of the team the epoch was cut for (its *home* pieces: the same units of each
+ * layer in every phase and mini-batch, so that a thread keeps finding its rows of
+ * W, their optimizer state and its units' z, a and delta in its own cache).  A
+ * thread claims its own home pieces first, then those another member has not
+ * claimed yet (a thread the host keeps off its core claims none, and the others
+ * do them).  A member's claim word holds the phase (its first ticket + 1) and how
+ * many of its home pieces of that phase are claimed; a thread moves on to the next
+ * phase only once every range of the phase is claimed, so a word that shows a
+ * later phase means "all claimed" for an earlier one. */
+#define BP_CLAIM_BITS 20
+#define BP_CLAIM_MASK ((1LL << BP_CLAIM_BITS) - 1)
+
+/* Home pieces of the phase starting at ticket `first` already claimed, per word
+ * `w`; -1 if the word is past that phase. */
+static inline long long bp_claimed(long long w, long long first) {
+    long long phase = w >> BP_CLAIM_BITS;
+    if (phase > first + 1)
+        return -1;
+    return phase == first + 1 ? (w & BP_CLAIM_MASK) : 0;
+}
+
+static inline long long bp_claim_word(long long first, long long claimed) {
+    return ((first + 1) << BP_CLAIM_BITS) | claimed;
 }
 
 /* Called by thread `me` before it takes work: 0 if another member may be running
