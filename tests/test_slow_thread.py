@@ -43,11 +43,11 @@ def _setup(dtype="float64", n=2560):
 def _pieces_per_batch(m, nt=2):
     """Pieces of one mini-batch of m examples in the layer-wise cut for nt threads
     (bpcore/_kernels.pyx, ``Schedule``): blocks of examples (two per thread, a
-    multiple of 4 rows) for the gather and the output error; one piece of units per
-    thread (at least 16 units) for each z^l, delta^l (l < L) and rows of W^l."""
+    multiple of 4 rows) for the gather and the output error; two pieces of units per
+    thread (at least 16 units each) for each z^l, delta^l (l < L) and rows of W^l."""
     rows = max(4, -(-(-(-m // (2 * nt))) // 4) * 4)
     blocks = -(-m // rows)
-    units = [max(1, min(nt, n // 16)) for n in SIZES[1:]]
+    units = [max(1, min(2 * nt, n // 16)) for n in SIZES[1:]]
     return 2 * blocks + sum(units) + sum(units[:-1]) + sum(units)
 
 
@@ -111,15 +111,15 @@ def test_a_slow_thread_is_left_out_and_changes_no_bit(slow):
     slowed, stats, runs = _epoch(2, slow_thread=slow, slow_seconds=0.02)
     assert np.array_equal(alone, slowed)
     pieces = stats[:2]
-    # Without exclusion it would do about half of the 800 pieces, each nap a wait
+    # Without exclusion it would do about half of the 2,000 pieces, each nap a wait
     # of the other thread (seconds in all); once excluded it stays out 32x as long
     # as the wait it caused, so over this epoch it takes a few pieces at most
     # (none if the other thread took them all before it started).
     assert pieces[slow] <= 4, f"the slow thread took {pieces[slow]} of {pieces.sum()} pieces"
     assert stats[-1] >= 1 or pieces[slow] == 0, "the slow thread worked but was never excluded"
     assert pieces.sum() == _epoch(2)[1][:2].sum() == 80 * _pieces_per_batch(BATCH)
-    # Left alone, the other thread merges each phase's pieces into runs: 11 or so per
-    # mini-batch, not 22 (the first mini-batch, before its speed is known, in pieces).
+    # Left alone, the other thread merges each phase's pieces into runs: 13 at most per
+    # mini-batch, not 25 (the first mini-batch, before its speed is known, in pieces).
     fast = 1 - slow
     assert runs[fast] <= 80 * _lone_runs_per_batch() + _pieces_per_batch(BATCH), (
         f"{runs[fast]} runs for {pieces[fast]} pieces")
