@@ -1007,7 +1007,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
     cdef bp_member* me = &team.member[tid]
     # first: the first ticket of the phase this thread claims in; seen: the claims
     # counter after its last claim (unchanged since: nobody else claimed)
-    cdef long long t, end, seen = -1, first = 0, lo, hi, word, done
+    cdef long long t, end, seen = -1, first = 0, lo, hi, word, done, newest
     cdef bp_ns now, wait_start, began, budget, until
     cdef int o, h, g
     cdef long long count
@@ -1049,6 +1049,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
         # home range of this thread, else of the next member's that has one left.
         decode(net, s, data, first, &phase)
         t = -1
+        newest = first
         for o in range(s.nt):
             # alone, in ticket order: the ranges can then join into one run
             h = o if budget > 0 else (tid + o) % s.nt
@@ -1056,7 +1057,10 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             while True:
                 word = BP_LOAD_SC(&team.member[h].claimed)
                 done = bp_claimed(word, first)
-                if done < 0 or lo + done >= hi:
+                if done < 0:  # a later phase: this one, and all up to that one, claimed
+                    newest = max(newest, (word >> BP_CLAIM_BITS) - 1)
+                    break
+                if lo + done >= hi:
                     break
                 decode(net, s, data, lo + done, &p)
                 if budget > 0:
@@ -1091,8 +1095,9 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
                     break
             if t >= 0:
                 break
-        if t < 0:  # every piece of the phase is claimed: on to the next
-            first = phase.end
+        if t < 0:  # every piece of the phase is claimed: on to the next, or straight
+            # to the newest phase another thread claims in (after an exclusion)
+            first = max(phase.end, newest)
             continue
         seen = BP_FETCH_ADD(&team.next, p.count) + p.count
         if BP_LOAD_SC(&team.stopping):

@@ -245,7 +245,8 @@ static inline void bp_wake_all(bp_team *team) {
  * do them).  A member's claim word holds the phase (its first ticket + 1) and how
  * many of its home pieces of that phase are claimed; a thread moves on to the next
  * phase only once every range of the phase is claimed, so a word that shows a
- * later phase means "all claimed" for an earlier one. */
+ * later phase means "all claimed" for every phase before that one (a thread back
+ * from an exclusion goes straight there). */
 #define BP_CLAIM_BITS 20
 #define BP_CLAIM_MASK ((1LL << BP_CLAIM_BITS) - 1)
 
