@@ -635,7 +635,6 @@ cdef struct Piece:
     # One piece, or a run of consecutive pieces of one phase merged into one.
     Py_ssize_t batch          # which mini-batch
     int kind                  # BLOCK, ROWS, ...
-    int speed_kind            # 0: a piece of examples, 1: of units or rows (_sched.h)
     int wait_kind             # the speed kind of the phase before
     Py_ssize_t i0, i1, l, j0, l1, j1
     long long need            # completed pieces needed first (all of the phase before)
@@ -659,6 +658,35 @@ cdef inline bint examples_kind(int kind) noexcept nogil:
     return kind == BLOCK or kind == GATHER or kind == OUTPUT
 
 
+cdef inline int speed_kind(int kind) noexcept nogil:
+    """The kind of a piece's speed estimate (_sched.h): 0 for a piece of examples,
+    1 for one of units or rows."""
+    return 0 if examples_kind(kind) else 1
+
+
+cdef inline void examples_piece(Piece* p, int kind, Py_ssize_t r, Py_ssize_t rows,
+                                Py_ssize_t m, long long first, Py_ssize_t pieces) noexcept nogil:
+    """p = block r of ``rows`` of the m examples, in the phase of ``pieces`` blocks
+    from ticket ``first`` (after a phase of units or rows)."""
+    p.kind = kind
+    p.wait_kind = 1
+    p.i0 = r * rows
+    p.i1 = min(m, p.i0 + rows)
+    p.need = first
+    p.end = first + pieces
+
+
+cdef inline void units_piece(Piece* p, int kind, Py_ssize_t l, Py_ssize_t size, Py_ssize_t r,
+                             Py_ssize_t count, Py_ssize_t inner, Py_ssize_t m) noexcept nogil:
+    """Units (or rows) of piece r of ``count`` of a layer of ``size`` of layer l, and
+    their work: m examples times ``inner`` multiply-adds per unit."""
+    p.kind = kind
+    p.l = p.l1 = l
+    p.j0 = unit_bound(size, count, r)
+    p.j1 = unit_bound(size, count, r + 1)
+    p.work = (p.j1 - p.j0) * inner * m
+
+
 cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long long t,
                  Piece* p) noexcept nogil:
     """The piece of ticket t."""
@@ -675,13 +703,7 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
     p.count = 1
     q = first
     if r < pieces1:  # BLOCK or GATHER
-        p.kind = GATHER if s.layerwise else BLOCK
-        p.speed_kind = 0
-        p.wait_kind = 1
-        p.i0 = r * rows1
-        p.i1 = min(m, p.i0 + rows1)
-        p.need = first
-        p.end = first + pieces1
+        examples_piece(p, GATHER if s.layerwise else BLOCK, r, rows1, m, first, pieces1)
         if s.layerwise:
             p.work = net.sizes[0] * (p.i1 - p.i0)
         else:
@@ -692,30 +714,19 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
     r -= pieces1
     q += pieces1
     if s.layerwise:
-        p.speed_kind = 1
         for l in range(1, net.n_layers + 1):  # z^l
             size = net.sizes[l]
             count = unit_pieces(size, s.nt)
             if r < count:
-                p.kind = FORWARD
+                units_piece(p, FORWARD, l, size, r, count, net.sizes[l - 1], m)
                 p.wait_kind = 0 if l == 1 else 1
-                p.l = p.l1 = l
-                p.j0 = unit_bound(size, count, r)
-                p.j1 = unit_bound(size, count, r + 1)
                 p.need = q
                 p.end = q + count
-                p.work = (p.j1 - p.j0) * net.sizes[l - 1] * m
                 return
             r -= count
             q += count
         if r < pieces1:
-            p.kind = OUTPUT
-            p.speed_kind = 0
-            p.wait_kind = 1
-            p.i0 = r * rows1
-            p.i1 = min(m, p.i0 + rows1)
-            p.need = q
-            p.end = q + pieces1
+            examples_piece(p, OUTPUT, r, rows1, m, q, pieces1)
             p.work = net.sizes[net.n_layers] * (p.i1 - p.i0)
             return
         r -= pieces1
@@ -724,19 +735,14 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
             size = net.sizes[l - 1]
             count = unit_pieces(size, s.nt)
             if r < count:
-                p.kind = DELTA
+                units_piece(p, DELTA, l, size, r, count, net.sizes[l], m)
                 p.wait_kind = 0 if l == net.n_layers else 1
-                p.l = p.l1 = l
-                p.j0 = unit_bound(size, count, r)
-                p.j1 = unit_bound(size, count, r + 1)
                 p.need = q
                 p.end = q + count
-                p.work = (p.j1 - p.j0) * net.sizes[l] * m
                 return
             r -= count
             q += count
     p.kind = ROWS
-    p.speed_kind = 1
     p.wait_kind = 1 if s.layerwise and net.n_layers > 1 else 0
     p.need = q
     p.end = batch_start(s, b + 1)
@@ -748,10 +754,7 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
                 lo = h * count // s.nt
                 hi = (h + 1) * count // s.nt
                 if r < hi - lo:
-                    p.l = p.l1 = l
-                    p.j0 = unit_bound(size, count, lo + r)
-                    p.j1 = unit_bound(size, count, lo + r + 1)
-                    p.work = (p.j1 - p.j0) * net.sizes[l - 1] * m
+                    units_piece(p, ROWS, l, size, lo + r, count, net.sizes[l - 1], m)
                     return
                 r -= hi - lo
     l = 1
@@ -1067,7 +1070,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
                     # untimed, a one-thread team merges the rest of the range (one
                     # mini-batch's rows of every W^l) whatever it takes
                     extend_run(net, s, data, lo + done, hi,
-                               me.ns_per_work[p.speed_kind] if timed else -1.0, budget, &p)
+                               me.ns_per_work[speed_kind(p.kind)] if timed else -1.0, budget, &p)
                 if BP_CAS(&team.member[h].claimed, word, bp_claim_word(first, done + p.count)):
                     t = lo + done
                     saved = p
@@ -1083,7 +1086,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
                         count = p.count
                         if bp_claimed(word, first) == 0:
                             extend_run(net, s, data, t, hi,
-                                       me.ns_per_work[p.speed_kind] if timed else -1.0,
+                                       me.ns_per_work[speed_kind(p.kind)] if timed else -1.0,
                                        budget, &p)
                         if p.count == count:
                             break
@@ -1133,7 +1136,7 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             began = bp_now()
             do_piece(net, params, grads, data, upd, &p)
             now = bp_now()
-            bp_learn_speed(me, p.speed_kind, now - began, p.work)
+            bp_learn_speed(me, speed_kind(p.kind), now - began, p.work)
         else:
             do_piece(net, params, grads, data, upd, &p)
         BP_STORE(&me.released, now)
