@@ -64,15 +64,15 @@
 #define BP_ISA "baseline"
 #endif
 
-/* Rows of A and W longer than BP_DOT_KMAX bytes are summed in blocks of BP_DOT_KC
- * bytes, at most BP_DOT_MC rows of A at a time (a 4-row tile of W: 16 KiB, in L1;
- * 128 rows of A: 512 KiB, in L2).  Each k block ends with the horizontal sums of
- * the tile, so blocks of 4 KiB rather than 2 KiB: half as many sums. */
+/* Rows of A and W longer than BP_DOT_KC bytes are summed in blocks of BP_DOT_KC
+ * bytes, at most BP_DOT_MC rows of A at a time: a 4-row tile of W is then at most
+ * 16 KiB (in L1) and a block of A at most 512 KiB, which stays in L2 beside the
+ * stream of W on every target (1 MiB or more per core); rows of up to 8 KiB summed
+ * whole made the block twice that, and a product with 2048 inputs fetched A from
+ * L3.  Each k block ends with the horizontal sums of the tile, so blocks of 4 KiB
+ * rather than 2 KiB: half as many sums. */
 #ifndef BP_DOT_MC
 #define BP_DOT_MC 128
-#endif
-#ifndef BP_DOT_KMAX
-#define BP_DOT_KMAX 8192
 #endif
 #ifndef BP_DOT_KC
 #define BP_DOT_KC 4096
@@ -352,7 +352,7 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
     }                                                                                   \
 }                                                                                       \
                                                                                         \
-/* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KMAX      \
+/* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KC        \
    bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
    block of rows of A before the next, so that a tile's rows of W stay in L1 and the  \
    block of A in L2.  The row blocks are of equal size, at most BP_DOT_MC (a thin     \
@@ -367,7 +367,7 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
         bp_dot_short_##SUF(A, lda, m, W, ldw, n, K, C, ldc);                            \
         return;                                                                         \
     }                                                                                   \
-    const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KMAX                         \
+    const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KC                           \
         ? BP_DOT_KC / (ptrdiff_t)sizeof(T) : (K ? K : 1);                               \
     const ptrdiff_t blocks = (m + BP_DOT_MC - 1) / BP_DOT_MC;                           \
     const ptrdiff_t mc = blocks > 1                                                      \
