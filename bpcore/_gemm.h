@@ -101,15 +101,19 @@
 
 /* The packed form of bcast (bp_pk_bcast_*), for the gradient of a mini-batch of
  * several blocks: values of s per pass (BP_PK_KC bytes of them per row: 256 floats,
- * 128 doubles) and rows of C per block (BP_PK_MC).  A block's values of a, packed,
- * are BP_PK_MC x 1 KiB = 192 KiB (in L2), a panel of B, packed, 32-64 KiB; both
- * live on the stack of the calling thread. */
+ * 128 doubles) and rows of C per block (BP_PK_MC, a multiple of BP_PK_MR).  A
+ * block's values of a, packed, are BP_PK_MC x 1 KiB = 384 KiB (in L2 on every
+ * target: 1 MiB or more per core), a panel of B, packed, 32-64 KiB; both live on
+ * the stack of the calling thread.  Each block of rows packs every panel of B
+ * anew, so the larger the block, the fewer copies of B: 384 rows copy it half as
+ * often as the 192 before (docs/performance.md has the measurements). */
 #ifndef BP_PK_KC
 #define BP_PK_KC 1024
 #endif
 #ifndef BP_PK_MC
-#define BP_PK_MC 192
+#define BP_PK_MC 384
 #endif
+typedef char bp_pk_mc_is_whole_tiles[BP_PK_MC % BP_PK_MR == 0 ? 1 : -1];
 /* bcast's rows per tile when C is narrower than one vector (bp_narrow_tile): one
  * accumulator each, enough independent chains to keep both FMA ports busy. */
 #define BP_NN_MR 8
