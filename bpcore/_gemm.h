@@ -90,11 +90,18 @@
 #endif
 /* bcast copies a panel's block of B (its BP_BC_SC rows of BP_BC_NR vectors, 32 KiB
  * at most) into a contiguous buffer when a block of at least BP_BC_PACK_ROWS rows of C
- * will read it and B's rows are far apart or a multiple of 512 bytes apart: then
- * the block's rows are all in different pages (one TLB entry each) or fall into
- * a few L1 sets and evict each other.  Rows an odd number of lines apart and
- * under a page (N2's gradient) gain nothing from the copy, hence the condition
- * (docs/performance.md has the measurements). */
+ * will read it and the block's rows of B are far apart, a multiple of 512 bytes
+ * apart, or span more than BP_BC_PACK_SPAN bytes: then they are all in different
+ * pages, fall into a few L1 sets and evict each other, or need more pages than
+ * half the L1 TLB holds (64 entries of 4 KiB on the Intel cores, 72 on Zen 4), so
+ * that each tile's walk down the panel misses the TLB.  That last case is the
+ * gradient of W^1 for 64 or more examples of 784 inputs (rows 3 KiB apart).  Rows
+ * an odd number of lines apart over fewer pages (N2's gradient: 32 rows, 25 pages)
+ * gain nothing from the copy, hence the condition (docs/performance.md has the
+ * measurements). */
+#ifndef BP_BC_PACK_SPAN
+#define BP_BC_PACK_SPAN (128 * 1024)
+#endif
 #ifndef BP_BC_PACK_ROWS
 #define BP_BC_PACK_ROWS 32
 #endif
@@ -628,7 +635,8 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
                 const T *Bp = B + s0 * ldb;                                             \
                 ptrdiff_t bld = ldb, bcol[BP_BC_NR];                                    \
                 BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) bcol[c] = col[c];          \
-                if (pack_b && q1 - q0 >= BP_BC_PACK_ROWS) {                             \
+                if ((pack_b || (s1 - s0) * ldb_bytes > BP_BC_PACK_SPAN)                 \
+                        && q1 - q0 >= BP_BC_PACK_ROWS) {                                \
                     bld = BP_BC_NR * BP_W##SUF;                                         \
                     for (ptrdiff_t s = s0; s < s1; s++)                                 \
                         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                    \
