@@ -20,7 +20,10 @@
  * one fixed sequence of operations, whatever tile, row block or thread computed
  * it: dot keeps one partial sum per vector lane and combines the lanes in a fixed
  * pairwise tree (per block of k, blocks fixed by K alone, added in order); bcast
- * sums over s in order.  Edge tiles have fewer rows (the
+ * sums over s in order.  The last values of a row of dot that do not fill a vector
+ * go into the same lanes as one zero-padded vector (a masked load: the values after
+ * them are never read), so a row's tail costs one FMA per accumulator, not a scalar
+ * chain after the lane sums.  Edge tiles have fewer rows (the
  * same per-row arithmetic), repeat the last valid column of W, or overlap the
  * previous vector, recomputing identical values rather than switching to
  * different arithmetic.  Hence results never depend on the
@@ -305,6 +308,42 @@ static BP_INLINE void bp_dot_put_d(bp_vd acc[4][4], double *C, ptrdiff_t ldc, pt
 #define BP_DOT_PUT(SUF, ...) ((void)0)
 #endif
 
+/* The first n < W values at p as a vector, zeros after them, reading only those n
+ * (the values after them may be another row's, or not there at all): the tail of a
+ * row in bp_dot.  One masked load where the instruction set has it. */
+#if defined(__AVX512F__)
+static inline bp_vf bp_load_tail_f(const float *p, ptrdiff_t n) {
+    return (bp_vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+}
+static inline bp_vd bp_load_tail_d(const double *p, ptrdiff_t n) {
+    return (bp_vd)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
+}
+#elif defined(__AVX2__)
+static inline bp_vf bp_load_tail_f(const float *p, ptrdiff_t n) {
+    const bp_vmf lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    return (bp_vf)_mm256_maskload_ps(p, (__m256i)(lane < (int32_t)n));
+}
+static inline bp_vd bp_load_tail_d(const double *p, ptrdiff_t n) {
+    const bp_vmd lane = {0, 1, 2, 3};
+    return (bp_vd)_mm256_maskload_pd(p, (__m256i)(lane < (int64_t)n));
+}
+#else
+static inline bp_vf bp_load_tail_f(const float *p, ptrdiff_t n) {
+    float t[BP_Wf] = {0};
+    bp_vf v;
+    memcpy(t, p, (size_t)n * sizeof(float));
+    memcpy(&v, t, sizeof v);
+    return v;
+}
+static inline bp_vd bp_load_tail_d(const double *p, ptrdiff_t n) {
+    double t[BP_Wd] = {0};
+    bp_vd v;
+    memcpy(t, p, (size_t)n * sizeof(double));
+    memcpy(&v, t, sizeof v);
+    return v;
+}
+#endif
+
 #define BP_DEFINE_GEMM(T, SUF)                                                          \
 static inline bp_v##SUF bp_load_##SUF(const T *p) {                                     \
     bp_v##SUF v; memcpy(&v, p, sizeof v); return v;                                     \
@@ -348,7 +387,15 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
         BP_UNROLL for (int r = 0; r < mr; r++)                                          \
             BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] += av[r] * wv[c];   \
     }                                                                                   \
-    if (BP_DOT_BUTTERFLY && mr == BP_DOT_MR && kv == k1) {  /* a full tile, no tail */  \
+    if (kv < k1) {  /* the last k1 - kv < W values: one vector each, zeros after */     \
+        bp_v##SUF av[BP_DOT_MR], wv[BP_DOT_NR];                                         \
+        BP_UNROLL for (int r = 0; r < mr; r++) av[r] = bp_load_tail_##SUF(a[r] + kv, k1 - kv); \
+        BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++)                                   \
+            wv[c] = bp_load_tail_##SUF(w[c] + kv, k1 - kv);                             \
+        BP_UNROLL for (int r = 0; r < mr; r++)                                          \
+            BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] += av[r] * wv[c];   \
+    }                                                                                   \
+    if (BP_DOT_BUTTERFLY && mr == BP_DOT_MR) {  /* a full tile */                       \
         BP_DOT_PUT(SUF, acc, C, ldc, i, j, n, k0);                                      \
         return;                                                                         \
     }                                                                                   \
@@ -356,7 +403,6 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) {                                 \
             if (j + c >= n) break;                                                      \
             T s = bp_hsum_##SUF(acc[r][c]);                                             \
-            for (k = kv; k < k1; k++) s += a[r][k] * w[c][k];                           \
             T *out = C + (i + r) * ldc + j + c;                                         \
             *out = k0 ? *out + s : s;                                                   \
         }                                                                               \
@@ -488,8 +534,8 @@ static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T
    e.g. tabular data), where bp_dot's tiles would have no vector to run: an outer     \
    product over k instead, by bp_pk_tile from a transposed, zero-padded copy of a     \
    panel of W (K x BP_PK_NR vectors) and a copy of each tile's rows of A.  Each       \
-   element is the chain 0 + a_0 w_0 + a_1 w_1 + ... in k order, as in bp_dot's scalar \
-   tail, whatever its row block. */                                                   \
+   element is the chain 0 + a_0 w_0 + a_1 w_1 + ... in k order (what one lane of      \
+   bp_dot's accumulators sums), whatever its row block. */                            \
 static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
                                ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
                                ptrdiff_t ldc) {                                         \

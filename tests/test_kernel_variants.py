@@ -144,7 +144,7 @@ def test_vectorised_softmax_is_accurate(variant, dtype, n):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_long_rows_and_many_examples_per_thread(variant, dtype):
     """The blocking of _gemm.h: inputs longer than 4 KiB (bp_dot sums them in 4 KiB
-    blocks of k, with a vector tail and a scalar tail in the last block), more rows
+    blocks of k, with a zero-padded tail vector in the last block), more rows
     per thread than one block of A (BP_DOT_MC = 128: 300 rows are 3 blocks of 100,
     150 are 76 + 74), and more rows of C than one block of bp_bcast (BP_BC_RC = 256:
     the gradient's 300 rows of W^1 on one thread, the 300 examples of the backward
