@@ -534,8 +534,8 @@ static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T
    e.g. tabular data), where bp_dot's tiles would have no vector to run: an outer     \
    product over k instead, by bp_pk_tile from a transposed, zero-padded copy of a     \
    panel of W (K x BP_PK_NR vectors) and a copy of each tile's rows of A.  Each       \
-   element is the chain 0 + a_0 w_0 + a_1 w_1 + ... in k order (what one lane of      \
-   bp_dot's accumulators sums), whatever its row block. */                            \
+   element is the chain 0 + a_0 w_0 + a_1 w_1 + ... in k order, whatever its row      \
+   block. */                                                                          \
 static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
                                ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
                                ptrdiff_t ldc) {                                         \
