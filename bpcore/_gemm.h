@@ -310,7 +310,8 @@ static BP_INLINE void bp_dot_put_d(bp_vd acc[4][4], double *C, ptrdiff_t ldc, pt
 
 /* The first n < W values at p as a vector, zeros after them, reading only those n
  * (the values after them may be another row's, or not there at all): the tail of a
- * row in bp_dot.  One masked load where the instruction set has it. */
+ * row in bp_dot.  One masked load where the instruction set has it, else
+ * bp_load_part_* (a copy through a zeroed buffer). */
 #if defined(__AVX512F__)
 static inline bp_vf bp_load_tail_f(const float *p, ptrdiff_t n) {
     return (bp_vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
@@ -318,6 +319,7 @@ static inline bp_vf bp_load_tail_f(const float *p, ptrdiff_t n) {
 static inline bp_vd bp_load_tail_d(const double *p, ptrdiff_t n) {
     return (bp_vd)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
 }
+#define BP_LOAD_TAIL(SUF, p, n) bp_load_tail_##SUF(p, n)
 #elif defined(__AVX2__)
 static inline bp_vf bp_load_tail_f(const float *p, ptrdiff_t n) {
     const bp_vmf lane = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -327,21 +329,9 @@ static inline bp_vd bp_load_tail_d(const double *p, ptrdiff_t n) {
     const bp_vmd lane = {0, 1, 2, 3};
     return (bp_vd)_mm256_maskload_pd(p, (__m256i)(lane < (int64_t)n));
 }
+#define BP_LOAD_TAIL(SUF, p, n) bp_load_tail_##SUF(p, n)
 #else
-static inline bp_vf bp_load_tail_f(const float *p, ptrdiff_t n) {
-    float t[BP_Wf] = {0};
-    bp_vf v;
-    memcpy(t, p, (size_t)n * sizeof(float));
-    memcpy(&v, t, sizeof v);
-    return v;
-}
-static inline bp_vd bp_load_tail_d(const double *p, ptrdiff_t n) {
-    double t[BP_Wd] = {0};
-    bp_vd v;
-    memcpy(t, p, (size_t)n * sizeof(double));
-    memcpy(&v, t, sizeof v);
-    return v;
-}
+#define BP_LOAD_TAIL(SUF, p, n) bp_load_part_##SUF(p, n)
 #endif
 
 #define BP_DEFINE_GEMM(T, SUF)                                                          \
@@ -389,9 +379,9 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
     }                                                                                   \
     if (kv < k1) {  /* the last k1 - kv < W values: one vector each, zeros after */     \
         bp_v##SUF av[BP_DOT_MR], wv[BP_DOT_NR];                                         \
-        BP_UNROLL for (int r = 0; r < mr; r++) av[r] = bp_load_tail_##SUF(a[r] + kv, k1 - kv); \
+        BP_UNROLL for (int r = 0; r < mr; r++) av[r] = BP_LOAD_TAIL(SUF, a[r] + kv, k1 - kv); \
         BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++)                                   \
-            wv[c] = bp_load_tail_##SUF(w[c] + kv, k1 - kv);                             \
+            wv[c] = BP_LOAD_TAIL(SUF, w[c] + kv, k1 - kv);                              \
         BP_UNROLL for (int r = 0; r < mr; r++)                                          \
             BP_UNROLL for (int c = 0; c < BP_DOT_NR; c++) acc[r][c] += av[r] * wv[c];   \
     }                                                                                   \
