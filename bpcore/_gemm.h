@@ -453,6 +453,9 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
     const T *ar[BP_BC_MR];                                                              \
     bp_v##SUF acc[BP_BC_MR][BP_BC_NR];                                                  \
     BP_UNROLL for (int r = 0; r < mr; r++) ar[r] = a + (r0 + r) * ars;                  \
+    if (u != NULL)  /* the step's parameters and state, on their way during the sums */ \
+        BP_UNROLL for (int r = 0; r < mr; r++)                                          \
+            bp_opt_prefetch_##SUF(u, (r0 + r) * ldc + col[0], col[BP_BC_NR - 1] + BP_W##SUF - col[0]); \
     BP_UNROLL for (int r = 0; r < mr; r++)                                              \
         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                    \
             acc[r][c] = s0 ? bp_load_##SUF(C + (r0 + r) * ldc + col[c]) : (bp_v##SUF){0}; \
@@ -465,15 +468,25 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
             BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) acc[r][c] += as * bv[c];       \
         }                                                                               \
     }                                                                                   \
-    if (u == NULL || u->rule != BP_RULE_SGD_VELOCITY) {                                 \
+    if (u == NULL) {                                                                    \
         BP_UNROLL for (int r = 0; r < mr; r++)                                          \
             BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                \
                 bp_store_##SUF(C + (r0 + r) * ldc + col[c], acc[r][c]);                 \
-        if (u != NULL)  /* the tile's columns at[0]..col[NR-1]+W of each row */         \
-            for (int r = 0; r < mr; r++) {                                              \
-                ptrdiff_t o = (r0 + r) * ldc + at[0];                                   \
-                bp_opt_run_##SUF(u, o, C + o, col[BP_BC_NR - 1] + BP_W##SUF - at[0]);   \
-            }                                                                           \
+        return;                                                                         \
+    }                                                                                   \
+    if (u->rule != BP_RULE_SGD_VELOCITY) {                                              \
+        /* The row's sums go through a buffer on the stack, laid out like C from col[0] \
+           (an overlapping edge vector rewrites the same values), not through C: no    \
+           one reads the sums of a fused step, and C's lines would be one more stream   \
+           beside the parameters and their state.  Each row's columns at[0] ..        \
+           col[NR-1]+W are stepped. */                                                 \
+        T g[BP_BC_NR * BP_W##SUF];                                                      \
+        for (int r = 0; r < mr; r++) {                                                  \
+            BP_UNROLL for (int c = 0; c < BP_BC_NR; c++)                                \
+                bp_store_##SUF(g + (col[c] - col[0]), acc[r][c]);                       \
+            bp_opt_run_##SUF(u, (r0 + r) * ldc + at[0], g + (at[0] - col[0]),           \
+                             col[BP_BC_NR - 1] + BP_W##SUF - at[0]);                    \
+        }                                                                               \
         return;                                                                         \
     }                                                                                   \
     BP_UNROLL for (int r = 0; r < mr; r++)  /* the velocity form, inlined */            \

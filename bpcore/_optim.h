@@ -285,6 +285,16 @@ static inline void bp_opt_run_##SUF(const bp_opt_##SUF *u, ptrdiff_t o, const T 
 }                                                                                       \
 static inline void bp_opt_update_##SUF(const bp_opt_##SUF *u, const T *g, ptrdiff_t n) { \
     bp_opt_run_##SUF(u, 0, g, n);                                                       \
+}                                                                                       \
+/* Ask for the lines of parameters o..o+n-1 of the region and of their state (for      \
+   writing), ahead of a step: the fused tile of _gemm.h issues this before its sums,  \
+   whose time covers the latency of the next cache level. */                          \
+static inline void bp_opt_prefetch_##SUF(const bp_opt_##SUF *u, ptrdiff_t o, ptrdiff_t n) { \
+    for (ptrdiff_t i = 0; i < n; i += 64 / (ptrdiff_t)sizeof(T)) {                      \
+        __builtin_prefetch(u->p + o + i, 1, 3);                                         \
+        if (u->s0) __builtin_prefetch(u->s0 + o + i, 1, 3);                             \
+        if (u->s1) __builtin_prefetch(u->s1 + o + i, 1, 3);                             \
+    }                                                                                   \
 }
 
 #else  /* no vector extensions: scalar forms */
