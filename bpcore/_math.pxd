@@ -6,11 +6,13 @@ and is ``noexcept nogil``; the kernels in ``_kernels.pyx`` call it from inside
 their OpenMP regions.  The matrix products live in ``_gemm.h``.  ``real`` is float or double; each function is compiled
 once per type.  The activation and cost codes come from ``_codes.h``.
 """
-from libc.math cimport exp, tanh, tanhf, log, log1p, fabs
+from libc.math cimport exp, log, log1p, fabs
 
 cdef extern from "_vmath.h" nogil:
     void bp_sigmoid_f(const float* z, float* a, Py_ssize_t n)
     void bp_sigmoid_d(const double* z, double* a, Py_ssize_t n)
+    void bp_tanh_f(const float* z, float* a, Py_ssize_t n)
+    void bp_tanh_d(const double* z, double* a, Py_ssize_t n)
     float bp_softmax_exp_f(const float* z, float max, float* a, Py_ssize_t n)
     double bp_softmax_exp_d(const double* z, double max, double* a, Py_ssize_t n)
 
@@ -52,11 +54,11 @@ cdef inline void activate(int act, const real* z, real* a, Py_ssize_t n) noexcep
         else:
             bp_sigmoid_d(z, a, n)
     elif act == TANH:
-        for j in range(n):
-            if real is float:
-                a[j] = tanhf(z[j])
-            else:
-                a[j] = tanh(z[j])
+        # vectorised through the same exp (_vmath.h); libm's scalar tanh was half the step
+        if real is float:
+            bp_tanh_f(z, a, n)
+        else:
+            bp_tanh_d(z, a, n)
     elif act == RELU:
         for j in range(n):
             a[j] = z[j] if z[j] > 0 else 0

@@ -1,8 +1,9 @@
-/* Vectorised exp for the activations that need it: sigmoid and softmax.
+/* Vectorised exp for the activations that need it: sigmoid, tanh and softmax.
  *
- * Both only ever take exp of a number <= 0 (sigmoid: e^-|z|; softmax: e^(z - max z)),
- * so one routine covers them: bp_expneg(x) = e^x for x <= 0, written with the vector
- * types of _gemm.h and so compiled once per instruction set, like the products.
+ * All of them only ever take exp of a number <= 0 (sigmoid: e^-|z|; tanh: e^-2|z|;
+ * softmax: e^(z - max z)), so one routine covers them: bp_expneg(x) = e^x for x <= 0,
+ * written with the vector types of _gemm.h and so compiled once per instruction set,
+ * like the products.
  *
  *   n = round(x / ln 2),  r = x - n ln 2 (|r| <= ln(2)/2, Cody-Waite: ln 2 = hi + lo),
  *   e^r by its Taylor polynomial (degree 13 for double, 7 for float: truncation error
@@ -15,6 +16,12 @@
  * against libm's exp is about 1 ulp, far below the tests' tolerances, and the result
  * of an element never depends on its neighbours, the tail or the thread count: a
  * partial vector at the end of an array is computed with the same arithmetic.
+ *
+ * tanh(z) = (1 - e) / (1 + e) with e = e^-2|z| for |z| >= 0.625 (e <= 0.29: no
+ * cancellation), and Cephes' odd rational (double) or polynomial (float) in z^2
+ * below, where 1 - e would cancel; the sign of z put back.  Against libm's tanh:
+ * a few ulp (tests/test_codes.py measures it), and it was libm's scalar call, one
+ * per unit, that made tanh layers train at half the speed of the others.
  */
 #ifndef BPCORE_VMATH_H
 #define BPCORE_VMATH_H
@@ -85,6 +92,34 @@ static inline bp_vf bp_expneg_vf(bp_vf x) {
     return p * s1 * s2;
 }
 
+/* tanh of a vector (see the top of the file): the two branches computed for every
+ * lane and one selected, so that a lane's result never depends on its neighbours. */
+static inline bp_vd bp_tanh_vd(bp_vd x) {
+    const bp_vid sign = (bp_vid){0} + (long long)0x8000000000000000ull;
+    bp_vd ax = (bp_vd)((bp_vid)x & ~sign);
+    bp_vd e = bp_expneg_vd(-2 * ax);
+    bp_vd big = (1 - e) / (1 + e);
+    bp_vd s = ax * ax;                           /* Cephes tanh.c, |x| < 0.625 */
+    bp_vd p = (s * -9.64399179425052238628e-1 - 9.92877231001918586564e1) * s
+              - 1.61468768441708447952e3;
+    bp_vd q = ((s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3) * s
+              + 4.84406305325125486048e3;
+    bp_vd t = BP_SELECT(bp_vid, ax < 0.625, ax + ax * s * (p / q), big);
+    return (bp_vd)((bp_vid)t | ((bp_vid)x & sign));  /* tanh is odd: x's sign, -0 too */
+}
+
+static inline bp_vf bp_tanh_vf(bp_vf x) {
+    const bp_vif sign = (bp_vif){0} + (int)0x80000000u;
+    bp_vf ax = (bp_vf)((bp_vif)x & ~sign);
+    bp_vf e = bp_expneg_vf(-2 * ax);
+    bp_vf big = (1 - e) / (1 + e);
+    bp_vf s = ax * ax;                           /* Cephes tanhf.c, |x| < 0.625 */
+    bp_vf p = (((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s
+               + 1.33314422036e-1f) * s - 3.33332819422e-1f;
+    bp_vf t = BP_SELECT(bp_vif, ax < 0.625f, p * s * ax + ax, big);
+    return (bp_vf)((bp_vif)t | ((bp_vif)x & sign));
+}
+
 /* a = sigmoid(z) = 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below: exp never
  * overflows.  The last partial vector goes through a padded copy. */
 #define BP_DEFINE_VMATH(T, SUF, VI)                                                    \
@@ -101,6 +136,17 @@ static void bp_sigmoid_##SUF(const T *z, T *a, ptrdiff_t n) {                   
         T lanes[BP_W##SUF] = {0};                                                       \
         memcpy(lanes, z + j, (size_t)(n - j) * sizeof(T));                              \
         bp_store_##SUF(lanes, bp_sigmoid_v##SUF(bp_load_##SUF(lanes)));                 \
+        memcpy(a + j, lanes, (size_t)(n - j) * sizeof(T));                              \
+    }                                                                                   \
+}                                                                                       \
+static void bp_tanh_##SUF(const T *z, T *a, ptrdiff_t n) {                              \
+    ptrdiff_t j = 0;                                                                    \
+    for (; j + BP_W##SUF <= n; j += BP_W##SUF)                                          \
+        bp_store_##SUF(a + j, bp_tanh_v##SUF(bp_load_##SUF(z + j)));                    \
+    if (j < n) {                                                                        \
+        T lanes[BP_W##SUF] = {0};                                                       \
+        memcpy(lanes, z + j, (size_t)(n - j) * sizeof(T));                              \
+        bp_store_##SUF(lanes, bp_tanh_v##SUF(bp_load_##SUF(lanes)));                    \
         memcpy(a + j, lanes, (size_t)(n - j) * sizeof(T));                              \
     }                                                                                   \
 }                                                                                       \
@@ -125,7 +171,7 @@ BP_DEFINE_VMATH(double, d, bp_vid)
 
 #else  /* no vector extensions (MSVC): libm, element by element */
 
-#define BP_DEFINE_VMATH(T, SUF, EXP)                                                   \
+#define BP_DEFINE_VMATH(T, SUF, EXP, TANH)                                              \
 static void bp_sigmoid_##SUF(const T *z, T *a, ptrdiff_t n) {                           \
     for (ptrdiff_t j = 0; j < n; j++) {                                                 \
         T e = EXP(z[j] >= 0 ? -z[j] : z[j]);                                            \
@@ -136,10 +182,13 @@ static T bp_softmax_exp_##SUF(const T *z, T max, T *a, ptrdiff_t n) {           
     T total = 0;                                                                        \
     for (ptrdiff_t j = 0; j < n; j++) { a[j] = EXP(z[j] - max); total += a[j]; }        \
     return total;                                                                       \
+}                                                                                       \
+static void bp_tanh_##SUF(const T *z, T *a, ptrdiff_t n) {                              \
+    for (ptrdiff_t j = 0; j < n; j++) a[j] = TANH(z[j]);                                \
 }
 
-BP_DEFINE_VMATH(float, f, expf)
-BP_DEFINE_VMATH(double, d, exp)
+BP_DEFINE_VMATH(float, f, expf, tanhf)
+BP_DEFINE_VMATH(double, d, exp, tanh)
 #endif
 
 #endif

@@ -123,6 +123,31 @@ def test_vectorised_sigmoid_is_accurate(variant, dtype, n):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 7, 16, 19])
+def test_vectorised_tanh_is_accurate(variant, dtype, n):
+    """tanh through _vmath.h, against libm in long double, over every regime: both
+    sides of the switch at |z| = 0.625 between the rational (or polynomial) and
+    (1 - e^-2|z|) / (1 + e^-2|z|), tiny and subnormal z (where tanh z = z), the
+    saturated tails, and the sign of every nonzero z kept.  The bound, 3 ulp,
+    allows the exp's ~1 ulp plus the division's rounding (1.56 ulp is the most seen
+    over 6 million arguments); a wrong coefficient or a lost sign is off by far more.
+    """
+    info = np.finfo(dtype)
+    z = np.concatenate([np.linspace(-25, 25, 4001), np.linspace(-0.7, 0.7, 2001),
+                        np.nextafter(0.625, [0, 1]), [-0.625],
+                        [0.0, -0.0, 1e-30, -1e-30, 5e-324],
+                        -np.geomspace(1e-20, 400, 300), np.geomspace(1e-20, 400, 300)]
+                       ).astype(dtype)
+    z = np.resize(z, (-(-z.size // n), n))
+    got = _identity_layer(n, "tanh", dtype, variant).feedforward(z)
+    want = np.tanh(z.astype(np.longdouble))
+    ulp = np.maximum(np.abs(np.spacing(want.astype(dtype))), info.smallest_subnormal)
+    assert np.all(np.abs(got - want) <= 3 * ulp)
+    nonzero = z != 0  # z = 1*x + 0*... + 0 turns -0 into +0 before the activation
+    assert np.array_equal(np.signbit(got[nonzero]), np.signbit(z[nonzero]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", [2, 9, 16, 33])
 def test_vectorised_softmax_is_accurate(variant, dtype, n):
     """softmax through _vmath.h's exp against long double, with spreads that underflow."""
