@@ -39,7 +39,8 @@ import statistics
 import sys
 import time
 
-from configs import CONFIGS, REFERENCE_CONFIGS, flop_per_sample, get_configs, true_flop_per_sample
+from configs import (ACTIVATION_CONFIGS, CONFIGS, REFERENCE_CONFIGS, flop_per_sample,
+                     get_configs, true_flop_per_sample)
 from peers import FORCED_KERNEL_VARS, NEEDS, PEERS, run_cell, timed_env, usable_cpus
 from roof import cpu_flags, cpu_model, fma_roof
 
@@ -54,7 +55,8 @@ def parse_args(argv=None):
         description="Training throughput of bpcore beside NumPy, PyTorch, JAX and the "
                     "reference, every cell in its own process.")
     parser.add_argument("--configs", default=",".join(c.name for c in CONFIGS),
-                        help="comma-separated config names (default: %(default)s)")
+                        help="comma-separated config names (default: %(default)s; also "
+                        + ", ".join(c.name for c in ACTIVATION_CONFIGS) + ")")
     parser.add_argument("--threads", default="1,2",
                         help="comma-separated thread counts (default: %(default)s)")
     parser.add_argument("--peers", default=",".join(PEERS),
@@ -131,7 +133,7 @@ def cells(args, peers):
 
 def summarise(results, roof):
     """Per (config, peer, threads): best and median samples/s, GFLOP/s, % of the roof."""
-    by_config = {c.name: c for c in CONFIGS}
+    by_config = {c.name: c for c in CONFIGS + ACTIVATION_CONFIGS}
     table = {}
     for r in results:
         for peer, times in ((r["peer"], r["times"]), ("bpcore-epoch", r.get("epoch_times"))):

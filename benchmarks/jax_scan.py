@@ -22,7 +22,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_batched import check_architecture, init_parameters
+from numpy_batched import LEAKY_SLOPE, check_architecture, init_parameters
+
+
+
+def _activation(name):
+    """σ of a hidden layer (or of the output under the quadratic cost) as a jax function."""
+    import jax
+    import jax.numpy as jnp
+
+    return {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": lambda z: jnp.maximum(z, 0),
+            "leaky_relu": lambda z: jax.nn.leaky_relu(z, LEAKY_SLOPE),
+            "identity": lambda z: z}[name]
 
 
 class JaxScanNet:
@@ -70,10 +81,8 @@ class JaxScanNet:
             last = l == len(params) - 1
             if last and self.cost != "quadratic":
                 a = z  # logits: the output activation is part of the loss
-            elif self.activations[l] == "sigmoid":
-                a = jax.nn.sigmoid(z)
             else:
-                a = jnp.maximum(z, 0)
+                a = _activation(self.activations[l])(z)
         m = x.shape[0]
         if self.cost == "quadratic":
             return 0.5 * jnp.sum((a - y) ** 2) / m

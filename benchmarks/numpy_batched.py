@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bpcore._config import LEAKY_SLOPE
+
 #: (output activation, cost) pairs whose δ^L is simply a − y.
 FUSED = {("softmax", "log_likelihood"), ("sigmoid", "cross_entropy")}
 COSTS = ("quadratic", "cross_entropy", "log_likelihood")
@@ -28,6 +30,19 @@ def _sigmoid(a, rows):
 
 def _relu(a, rows):
     np.maximum(a, 0, out=a)
+
+
+def _tanh(a, rows):
+    np.tanh(a, out=a)
+
+
+def _leaky_relu(a, rows):
+    # the slope bpcore uses (python/_config.py LEAKY_SLOPE) for z <= 0
+    np.maximum(a, LEAKY_SLOPE * a, out=a)
+
+
+def _identity(a, rows):
+    pass
 
 
 def _softmax(a, rows):
@@ -51,10 +66,32 @@ def _times_relu_prime(delta, a, scratch):
     delta *= scratch
 
 
+def _times_tanh_prime(delta, a, scratch):
+    # tanh'(z) = 1 − a²
+    np.multiply(a, a, out=scratch)
+    np.subtract(1, scratch, out=scratch)
+    delta *= scratch
+
+
+def _times_leaky_relu_prime(delta, a, scratch):
+    # leaky_relu'(z) = 1 for z > 0 (a > 0), the slope otherwise
+    np.greater(a, 0, out=scratch)
+    scratch *= 1 - LEAKY_SLOPE
+    scratch += LEAKY_SLOPE
+    delta *= scratch
+
+
+def _times_identity_prime(delta, a, scratch):
+    pass
+
+
 #: name -> (in-place activation of Z held in A, δ ⊙= σ'(z) given A).
 ACTIVATIONS = {
     "sigmoid": (_sigmoid, _times_sigmoid_prime),
+    "tanh": (_tanh, _times_tanh_prime),
     "relu": (_relu, _times_relu_prime),
+    "leaky_relu": (_leaky_relu, _times_leaky_relu_prime),
+    "identity": (_identity, _times_identity_prime),
     "softmax": (_softmax, None),
 }
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numpy_batched import NumpyBatchedNet
+from numpy_batched import LEAKY_SLOPE, NumpyBatchedNet
 
 
 def _sigmoid(z):
@@ -12,10 +12,16 @@ def _sigmoid(z):
 def _loop_epoch(weights, biases, activations, cost, X, Y, batch_size, lr):
     """Textbook SGD: each example backpropagated alone as column vectors."""
     act = {"sigmoid": _sigmoid,
+           "tanh": np.tanh,
            "relu": lambda z: np.maximum(z, 0),
+           "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+           "identity": lambda z: z,
            "softmax": lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()}
     prime = {"sigmoid": lambda z: _sigmoid(z) * (1 - _sigmoid(z)),
-             "relu": lambda z: (z > 0).astype(float)}
+             "tanh": lambda z: 1 - np.tanh(z) ** 2,
+             "relu": lambda z: (z > 0).astype(float),
+             "leaky_relu": lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE),
+             "identity": lambda z: np.ones_like(z)}
     weights = [w.copy() for w in weights]
     biases = [b.reshape(-1, 1).copy() for b in biases]
     for start in range(0, len(X), batch_size):
@@ -47,6 +53,8 @@ CASES = [
     ((5, 6, 4, 3), ("relu", "relu", "softmax"), "log_likelihood"),
     ((5, 4, 3), ("relu", "sigmoid"), "cross_entropy"),
     ((5, 4, 3), ("sigmoid", "relu"), "quadratic"),
+    ((5, 6, 4, 3), ("tanh", "leaky_relu", "softmax"), "log_likelihood"),
+    ((5, 4, 3), ("identity", "tanh"), "quadratic"),
 ]
 
 
@@ -83,7 +91,7 @@ def test_float32_stays_float32_and_tracks_float64():
     (("softmax", "sigmoid"), "quadratic"),
     (("sigmoid", "softmax"), "quadratic"),
     (("sigmoid", "relu"), "log_likelihood"),
-    (("tanh", "sigmoid"), "quadratic"),
+    (("swish", "sigmoid"), "quadratic"),
     (("sigmoid",), "quadratic"),
 ])
 def test_unsupported_networks_are_refused(activations, cost):

@@ -15,6 +15,8 @@ PEERS = [("torch_eager", "TorchEagerNet", "torch"), ("jax_scan", "JaxScanNet", "
     ((6, 5, 3), ("sigmoid", "sigmoid"), "quadratic"),
     ((6, 5, 4, 3), ("relu", "relu", "softmax"), "log_likelihood"),
     ((6, 5, 3), ("sigmoid", "sigmoid"), "cross_entropy"),
+    ((6, 5, 4, 3), ("tanh", "leaky_relu", "softmax"), "log_likelihood"),
+    ((6, 5, 3), ("identity", "tanh"), "quadratic"),
 ])
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_one_epoch_matches_numpy(module, name, library, sizes, activations, cost, shuffled):

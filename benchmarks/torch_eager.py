@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from numpy_batched import check_architecture, init_parameters
+from numpy_batched import LEAKY_SLOPE, check_architecture, init_parameters
 
-_MODULES = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
+_MODULES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
+            "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE), "identity": nn.Identity}
 
 
 class TorchEagerNet:

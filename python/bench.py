@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Config", "CONFIGS", "REFERENCE_CONFIGS", "flop_per_sample", "get_configs",
+__all__ = ["ACTIVATION_CONFIGS", "Config", "CONFIGS", "REFERENCE_CONFIGS", "flop_per_sample", "get_configs",
            "true_flop_per_sample"]
 
 
@@ -59,6 +59,14 @@ CONFIGS = (
            512, "float32", 0.01, n_samples=2_048),
 )
 
+#: M's and N2's shapes with the other hidden activations, for ``--configs``: bpcore's
+#: standing must not depend on the activation (not in the default sweep).
+ACTIVATION_CONFIGS = tuple(
+    Config(f"{base.name[:-4]}-{act}-f32", base.sizes, (act,) * (len(base.sizes) - 2)
+           + base.activations[-1:], base.cost, base.batch_size, base.dtype, lr)
+    for base, lr in ((CONFIGS[2], 0.5), (CONFIGS[3], 0.01))
+    for act in ("tanh", "leaky_relu", "identity"))
+
 #: Configs small enough to time the pure-Python reference on.
 REFERENCE_CONFIGS = ("N1-f64", "N1-f32", "N2-f32", "M-f32")
 
@@ -78,7 +86,7 @@ def get_configs(names=None):
     """The configs called ``names`` (all if None), in the order given."""
     if names is None:
         return list(CONFIGS)
-    by_name = {c.name: c for c in CONFIGS}
+    by_name = {c.name: c for c in CONFIGS + ACTIVATION_CONFIGS}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(f"unknown config(s) {unknown}; choose from {list(by_name)}")
