@@ -1148,24 +1148,42 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
         me.runs += 1
 
 
+cdef inline bint rows_like_the_workspace(const void* X, Py_ssize_t row_bytes) noexcept nogil:
+    """Whether rows of ``row_bytes`` from X all start on a cache line, an odd number of
+    lines apart: what the workspace's rows are (Layout), so that the forward product
+    can read X in place.  Otherwise every vector load of a row may straddle two lines
+    (a NumPy array is 16-byte aligned; 100 float inputs are 400 bytes), which made
+    the first layer's product of ``predict`` on such an X 1.6x slower
+    (docs/performance.md)."""
+    return (<size_t>X) % 64 == 0 and row_bytes % 64 == 0 and (row_bytes // 64) % 2 == 1
+
+
 cdef void forward_rows(const LayoutC* net, const real* params, const real* X, const real* Y,
                        real* out, real* Z, real* A, Py_ssize_t chunk, double* costs,
                        Py_ssize_t n) noexcept nogil:
     """Outputs a^L (and costs when Y is given) of n examples.
 
     Each thread takes its share of the rows in blocks of ``chunk``, with its
-    own ``chunk`` scratch rows of Z and A.
+    own ``chunk`` scratch rows of Z and A.  A block's rows of X are first copied
+    into the rows of A (a^0's place, as training gathers them) unless they are laid
+    out like those rows already; the products give the same sums either way.
     """
     cdef int tid = bp_thread_num(), nt = bp_team_size()
     cdef Py_ssize_t i, i0, i1, b0, rows, k, L = net.n_layers, ld = net.units
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[L], last = net.u_off[L]
     cdef real* z = Z + tid * chunk * ld
     cdef real* a = A + tid * chunk * ld
+    cdef bint in_place = rows_like_the_workspace(X, n_in * sizeof(real))
     split(n, tid, nt, &i0, &i1)
     b0 = i0
     while b0 < i1:
         rows = min(chunk, i1 - b0)
-        forward_block(net, params, X + b0 * n_in, n_in, rows, z, a)
+        if in_place:
+            forward_block(net, params, X + b0 * n_in, n_in, rows, z, a)
+        else:
+            for i in range(rows):
+                memcpy(a + i * ld, X + (b0 + i) * n_in, n_in * sizeof(real))
+            forward_block(net, params, a, ld, rows, z, a)
         for i in range(rows):
             for k in range(n_out):
                 out[(b0 + i) * n_out + k] = a[i * ld + last + k]

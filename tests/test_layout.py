@@ -89,3 +89,37 @@ def test_training_never_writes_the_gaps(dtype, momentum):
     for buffer in [net._params, net._grads] + state:
         assert not buffer[~in_use].any()
     assert np.abs(net._params[in_use]).max() > 0
+
+
+def _at_offset(X, offset_bytes):
+    """A copy of X whose data starts ``offset_bytes`` past a cache line."""
+    itemsize = X.dtype.itemsize
+    buf = np.empty(X.size + 2 * LINE // itemsize, dtype=X.dtype)
+    start = (-buf.ctypes.data % LINE + offset_bytes) // itemsize
+    out = buf[start:start + X.size].reshape(X.shape)
+    out[...] = X
+    assert out.ctypes.data % LINE == offset_bytes
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_in", [16, 100, 784, 1024])  # one line, none, 49 (odd), 64 (even)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_forward_of_any_x_alignment_gives_the_same_bits(dtype, n_in, threads):
+    """The forward pass reads X in place when its rows sit like a workspace's (each on
+    a cache line, an odd number of lines apart) and copies them into the workspace
+    otherwise: the same sums either way, so the outputs and costs are bitwise equal
+    for X at every offset from a cache line, and equal to training's forward pass
+    (whose rows are always gathered into the workspace)."""
+    rng = np.random.default_rng(n_in)
+    net = Network([n_in, 37, 5], ["tanh", "softmax"], "log_likelihood", dtype=dtype, seed=1,
+                  num_threads=threads)
+    X = rng.standard_normal((203, n_in)).astype(dtype)
+    y = rng.integers(0, 5, 203)
+    outs = [(net.feedforward(Xo), net._example_costs(Xo, np.eye(5, dtype=dtype)[y]))
+            for Xo in (_at_offset(X, off) for off in (0, 8, 16, 48))]
+    for out, costs in outs[1:]:
+        assert np.array_equal(out, outs[0][0]) and np.array_equal(costs, outs[0][1])
+    # training's per-example costs come from the same forward sums (lr = 0: no step)
+    history = net.fit(_at_offset(X, 16), y, 1, 203, lr=0.0, shuffle=False)
+    assert history.train_cost[0] == np.mean(outs[0][1])
