@@ -506,10 +506,16 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
    past the mr valid ones are zeros), bp the panel's rows of B, NR vectors per s      \
    (columns past the nc valid ones are zeros).  The same chain of operations per      \
    element of C as bp_bcast_tile (0 or C's partial sum, then acc += a * b for s in    \
-   order); only the valid rows and columns are read and written. */                  \
+   order); only the valid rows and columns are read and written.  With u (the last    \
+   block of s) the sums are not stored in C but applied as an optimizer step to the    \
+   parameters laid out like C (u's offsets are C's), through a row buffer and         \
+   bp_opt_run, as bp_bcast_tile does for the rules other than the velocity form. */  \
 static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T *C,    \
-                                       ptrdiff_t ldc, int first, int mr, ptrdiff_t nc) { \
+                                       ptrdiff_t ldc, int first, int mr, ptrdiff_t nc,  \
+                                       const bp_opt_##SUF *u, ptrdiff_t o) {             \
     bp_v##SUF acc[BP_PK_MR][BP_PK_NR];                                                  \
+    if (u != NULL)  /* the step's parameters and state, on their way during the sums */ \
+        for (int r = 0; r < mr; r++) bp_opt_prefetch_##SUF(u, o + r * ldc, nc);          \
     BP_UNROLL for (int r = 0; r < BP_PK_MR; r++)                                        \
         BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                                  \
             ptrdiff_t valid = nc - c * BP_W##SUF;                                       \
@@ -524,6 +530,14 @@ static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T
             T as = ap[s * BP_PK_MR + r];                                                \
             BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) acc[r][c] += as * bv[c];       \
         }                                                                               \
+    }                                                                                   \
+    if (u != NULL) {                                                                    \
+        T g[BP_PK_NR * BP_W##SUF];                                                      \
+        for (int r = 0; r < mr; r++) {                                                  \
+            BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) bp_store_##SUF(g + c * BP_W##SUF, acc[r][c]); \
+            bp_opt_run_##SUF(u, o + r * ldc, g, nc);                                    \
+        }                                                                               \
+        return;                                                                         \
     }                                                                                   \
     BP_UNROLL for (int r = 0; r < BP_PK_MR; r++)                                        \
         BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                                  \
@@ -555,12 +569,23 @@ static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *
             for (ptrdiff_t k = 0; k < K; k++)                                           \
                 for (int r = 0; r < BP_PK_MR; r++)                                      \
                     at[k * BP_PK_MR + r] = r < mr ? A[(i + r) * lda + k] : (T)0;        \
-            bp_pk_tile_##SUF(K, at, wt, C + i * ldc + j, ldc, 1, mr, nc);               \
+            bp_pk_tile_##SUF(K, at, wt, C + i * ldc + j, ldc, 1, mr, nc, NULL, 0);      \
         }                                                                               \
     }                                                                                   \
 }                                                                                       \
                                                                                         \
-/* bcast's sums (no optimizer step) with both operands packed, as BLIS does: per      \
+/* Whether the gradient of a mini-batch of S examples of a layer of N inputs goes     \
+   through bp_pk_bcast in one block of s, its optimizer step fused into the tiles     \
+   (_kernels.pyx's step_rows then fuses it for these S > BP_BC_SC too).  With several \
+   blocks the partial sums go through memory anyway, and the streaming pass after     \
+   them was as fast (docs/performance.md). */                                        \
+static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {                    \
+    return S > BP_BC_SC && S * (ptrdiff_t)sizeof(T) <= BP_PK_KC                         \
+        && N >= 4 * BP_PK_NR * BP_W##SUF;                                               \
+}                                                                                       \
+                                                                                        \
+/* bcast's sums with both operands packed, as BLIS does (with u: the optimizer step  \
+   fused into the last block of s, see bp_pk_tile): per                               \
    block of BP_PK_KC bytes of s and block of BP_PK_MC rows, the rows' values of a are  \
    copied tile by tile into contiguous micro-panels (for the gradient a is a column    \
    walk of delta, one cache line per value of s and row tile otherwise), then per      \
@@ -570,7 +595,7 @@ static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *
    that are never stored; so the two forms give the same bits. */                    \
 static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,         \
                               ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,  \
-                              T *C, ptrdiff_t ldc) {                                    \
+                              T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {             \
     enum { KC = BP_PK_KC / sizeof(T), NRW = BP_PK_NR * BP_W##SUF };                     \
     T ap[BP_PK_MC * KC] __attribute__((aligned(64)));                                   \
     T bp[KC * NRW] __attribute__((aligned(64)));                                        \
@@ -594,7 +619,8 @@ static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,
                 }                                                                       \
                 for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR)                            \
                     bp_pk_tile_##SUF(kc, ap + i * kc, bp, C + (i0 + i) * ldc + j, ldc,  \
-                                     s0 == 0, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR, nc); \
+                                     s0 == 0, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR, nc, \
+                                     s0 + kc == S ? u : NULL, (i0 + i) * ldc + j);      \
             }                                                                           \
         }                                                                               \
     }                                                                                   \
@@ -657,13 +683,16 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
         }                                                                               \
         return;                                                                         \
     }                                                                                   \
-    /* The gradient of a mini-batch of several blocks of s (no step fused: a walks     \
-       down columns of delta): the packed form, when there are tiles of rows to share  \
-       its copies of B and panels of B to share its copy of delta (the same sums; see  \
-       bp_pk_bcast).  With fewer than 4 panels the copies cost more than they save. */ \
-    if (u == NULL && ass != 1 && S > BP_BC_SC && R >= 2 * BP_PK_MR                     \
-            && N >= 4 * BP_PK_NR * BP_W##SUF) {                                         \
-        bp_pk_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc);                        \
+    /* The gradient of a mini-batch of several blocks of s (a walks down columns of   \
+       delta): the packed form, when there are panels of B to share its copy of delta  \
+       (with fewer than 4 the copies cost more than they save) and, for the sums alone, \
+       tiles of rows to share its copies of B.  The same sums either way (see          \
+       bp_pk_bcast); a fused step (S, N: bp_pk_fuses_step) takes the packed form by S \
+       and N alone, whatever rows a thread steps, so that which copy of an inlined     \
+       rule steps a weight never depends on the thread count. */                      \
+    if (ass != 1 && S > BP_BC_SC && N >= 4 * BP_PK_NR * BP_W##SUF                      \
+            && (u != NULL || R >= 2 * BP_PK_MR)) {                                      \
+        bp_pk_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc, u);                     \
         return;                                                                         \
     }                                                                                   \
     /* Blocks of BP_BC_RC rows; in each, column panel outermost (an overlapping edge  \

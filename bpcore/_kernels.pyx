@@ -176,6 +176,8 @@ cdef extern from "_codes.h":
 
 cdef extern from "_gemm.h" nogil:
     enum: BP_BC_SC
+    bint bp_pk_fuses_step_f(Py_ssize_t S, Py_ssize_t N)
+    bint bp_pk_fuses_step_d(Py_ssize_t S, Py_ssize_t N)
     const char* bp_isa
     int bp_cpu_level()
     void bp_dot_f(const float* A, Py_ssize_t lda, Py_ssize_t m, const float* W, Py_ssize_t ldw,
@@ -514,17 +516,22 @@ cdef void step_rows(const LayoutC* net, const real* A, const real* D, real* grad
     """Phase 2 of mini-batch ``batch`` (0-based in the call) for rows j0..j1 of layer l:
     the gradient sums, then the optimizer's step with g = (1/m) sum.
 
-    The step is fused into the gradient sums when a mini-batch is summed in one
-    block of _gemm.h (m <= BP_BC_SC: each weight read and written once); with
-    several blocks a separate streaming pass over the weights was faster (their
-    sums are read back from memory either way; docs/performance.md).  The choice
-    depends on m alone, so results stay independent of the thread count.
+    The step is fused into the gradient sums (each weight read and written once)
+    when a mini-batch is summed in one block of _gemm.h (m <= BP_BC_SC), or in the
+    packed form's blocks (bp_pk_fuses_step: wide layers), which step the weights in
+    the last block's tiles; with several blocks of the unpacked form a separate
+    streaming pass over the weights was faster (their sums are read back from memory
+    either way; docs/performance.md).  The choice depends on m and the layer's
+    width alone, so results stay independent of the thread count.
     """
     cdef long long t = upd.hyper.t + batch + 1
     cdef double lr_sum = upd.hyper.lr / m, scale = 1.0 / m
+    cdef Py_ssize_t n_in = net.sizes[l - 1]
+    cdef bint packed = (bp_pk_fuses_step_f(m, n_in) if real is float
+                        else bp_pk_fuses_step_d(m, n_in))
     if l == 1 and j0 == 0:  # one chunk per mini-batch: its thread counts the step
         upd.steps = batch + 1
-    if m <= BP_BC_SC:
+    if m <= BP_BC_SC or packed:
         gradient_step(net, A, D, grads, params, upd, lr_sum, scale, t, m, l, j0, j1)
     else:
         gradient_sums(net, A, D, grads, m, l, j0, j1)
