@@ -745,6 +745,9 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
 
 #define BP_DEFINE_GEMM(T, SUF)                                                          \
 BP_DEFINE_OPT_VECTOR(T, SUF)  /* bp_opt_update_SUF (_optim.h) */                         \
+static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {  /* no packed form */ \
+    (void)S; (void)N; return 0;                                                         \
+}                                                                                       \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \
     for (ptrdiff_t i = 0; i < m; i++)                                                   \
