@@ -1159,9 +1159,8 @@ cdef inline bint rows_like_the_workspace(const void* X, Py_ssize_t row_bytes) no
     """Whether rows of ``row_bytes`` from X all start on a cache line, an odd number of
     lines apart: what the workspace's rows are (Layout), so that the forward product
     can read X in place.  Otherwise every vector load of a row may straddle two lines
-    (a NumPy array is 16-byte aligned; 100 float inputs are 400 bytes), which made
-    the first layer's product of ``predict`` on such an X 1.6x slower
-    (docs/performance.md)."""
+    (a NumPy array is 16-byte aligned; 100 float inputs are 400 bytes), and the
+    first layer's product costs more than the copy (docs/performance.md)."""
     return (<size_t>X) % 64 == 0 and row_bytes % 64 == 0 and (row_bytes // 64) % 2 == 1
 
 

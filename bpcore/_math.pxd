@@ -54,7 +54,7 @@ cdef inline void activate(int act, const real* z, real* a, Py_ssize_t n) noexcep
         else:
             bp_sigmoid_d(z, a, n)
     elif act == TANH:
-        # vectorised through the same exp (_vmath.h); libm's scalar tanh was half the step
+        # vectorised through the same exp (_vmath.h), not libm's scalar tanh per unit
         if real is float:
             bp_tanh_f(z, a, n)
         else:

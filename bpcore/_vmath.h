@@ -20,8 +20,8 @@
  * tanh(z) = (1 - e) / (1 + e) with e = e^-2|z| for |z| >= 0.625 (e <= 0.29: no
  * cancellation), and Cephes' odd rational (double) or polynomial (float) in z^2
  * below, where 1 - e would cancel; the sign of z put back.  Against libm's tanh:
- * a few ulp (tests/test_codes.py measures it), and it was libm's scalar call, one
- * per unit, that made tanh layers train at half the speed of the others.
+ * a few ulp (tests/test_kernel_variants.py bounds it); libm's scalar call per unit
+ * cost a tanh layer more than its products (docs/performance.md has the figures).
  */
 #ifndef BPCORE_VMATH_H
 #define BPCORE_VMATH_H
