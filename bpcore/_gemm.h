@@ -574,14 +574,18 @@ static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *
     }                                                                                   \
 }                                                                                       \
                                                                                         \
-/* Whether the gradient of a mini-batch of S examples of a layer of N inputs goes     \
-   through bp_pk_bcast in one block of s, its optimizer step fused into the tiles     \
-   (_kernels.pyx's step_rows then fuses it for these S > BP_BC_SC too).  With several \
-   blocks the partial sums go through memory anyway, and the streaming pass after     \
-   them was as fast (docs/performance.md). */                                        \
+/* Whether a gradient of S examples (several blocks of bp_bcast's s) of a layer of N \
+   inputs (4 or more panels of the packed tile, which share one copy of delta) can  \
+   take the packed form; with fewer panels the copies cost more than they save. */   \
+static inline int bp_pk_fits_##SUF(ptrdiff_t S, ptrdiff_t N) {                          \
+    return S > BP_BC_SC && N >= 4 * BP_PK_NR * BP_W##SUF;                               \
+}                                                                                       \
+/* Whether such a gradient is summed in one block of the packed form, its optimizer   \
+   step fused into the tiles (_kernels.pyx's step_rows then fuses it for these        \
+   S > BP_BC_SC too).  With several blocks the partial sums go through memory anyway, \
+   and the streaming pass after them was as fast (docs/performance.md). */           \
 static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {                    \
-    return S > BP_BC_SC && S * (ptrdiff_t)sizeof(T) <= BP_PK_KC                         \
-        && N >= 4 * BP_PK_NR * BP_W##SUF;                                               \
+    return bp_pk_fits_##SUF(S, N) && S * (ptrdiff_t)sizeof(T) <= BP_PK_KC;              \
 }                                                                                       \
                                                                                         \
 /* bcast's sums with both operands packed, as BLIS does (with u: the optimizer step  \
@@ -683,15 +687,12 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
         }                                                                               \
         return;                                                                         \
     }                                                                                   \
-    /* The gradient of a mini-batch of several blocks of s (a walks down columns of   \
-       delta): the packed form, when there are panels of B to share its copy of delta  \
-       (with fewer than 4 the copies cost more than they save) and, for the sums alone, \
-       tiles of rows to share its copies of B.  The same sums either way (see          \
-       bp_pk_bcast); a fused step (S, N: bp_pk_fuses_step) takes the packed form by S \
-       and N alone, whatever rows a thread steps, so that which copy of an inlined     \
-       rule steps a weight never depends on the thread count. */                      \
-    if (ass != 1 && S > BP_BC_SC && N >= 4 * BP_PK_NR * BP_W##SUF                      \
-            && (u != NULL || R >= 2 * BP_PK_MR)) {                                      \
+    /* The gradient (a walks down columns of delta): the packed form when it fits    \
+       (bp_pk_fits) and, for the sums alone, there are tiles of rows to share its      \
+       copies of B.  The same sums either way (see bp_pk_bcast); a fused step takes    \
+       the packed form by S and N alone, whatever rows a thread steps, so that which   \
+       copy of an inlined rule steps a weight never depends on the thread count. */    \
+    if (ass != 1 && bp_pk_fits_##SUF(S, N) && (u != NULL || R >= 2 * BP_PK_MR)) {      \
         bp_pk_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc, u);                     \
         return;                                                                         \
     }                                                                                   \

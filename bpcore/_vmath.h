@@ -120,48 +120,37 @@ static inline bp_vf bp_tanh_vf(bp_vf x) {
     return (bp_vf)((bp_vif)t | ((bp_vif)x & sign));
 }
 
+/* NAME(z, a, n): a_j = VF(z_j) for j < n, a vector at a time; the last partial vector
+ * through bp_load_part / bp_store_part (_gemm.h: zeros after the n values, only
+ * those stored), so a lane's result never depends on the tail. */
+#define BP_DEFINE_VMAP(T, SUF, NAME, VF)                                               \
+static void NAME(const T *z, T *a, ptrdiff_t n) {                                       \
+    ptrdiff_t j = 0;                                                                    \
+    for (; j + BP_W##SUF <= n; j += BP_W##SUF)                                          \
+        bp_store_##SUF(a + j, VF(bp_load_##SUF(z + j)));                                \
+    if (j < n)                                                                          \
+        bp_store_part_##SUF(a + j, VF(bp_load_part_##SUF(z + j, n - j)), n - j);        \
+}
+
 /* a = sigmoid(z) = 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below: exp never
- * overflows.  The last partial vector goes through a padded copy. */
+ * overflows. */
 #define BP_DEFINE_VMATH(T, SUF, VI)                                                    \
 static inline bp_v##SUF bp_sigmoid_v##SUF(bp_v##SUF z) {                                \
     VI pos = z >= 0;                                                                    \
     bp_v##SUF e = bp_expneg_v##SUF(BP_SELECT(VI, pos, -z, z));      /* e^-|z| */        \
     return BP_SELECT(VI, pos, (bp_v##SUF){0} + 1, e) / (1 + e);                         \
 }                                                                                       \
-static void bp_sigmoid_##SUF(const T *z, T *a, ptrdiff_t n) {                           \
-    ptrdiff_t j = 0;                                                                    \
-    for (; j + BP_W##SUF <= n; j += BP_W##SUF)                                          \
-        bp_store_##SUF(a + j, bp_sigmoid_v##SUF(bp_load_##SUF(z + j)));                 \
-    if (j < n) {                                                                        \
-        T lanes[BP_W##SUF] = {0};                                                       \
-        memcpy(lanes, z + j, (size_t)(n - j) * sizeof(T));                              \
-        bp_store_##SUF(lanes, bp_sigmoid_v##SUF(bp_load_##SUF(lanes)));                 \
-        memcpy(a + j, lanes, (size_t)(n - j) * sizeof(T));                              \
-    }                                                                                   \
-}                                                                                       \
-static void bp_tanh_##SUF(const T *z, T *a, ptrdiff_t n) {                              \
-    ptrdiff_t j = 0;                                                                    \
-    for (; j + BP_W##SUF <= n; j += BP_W##SUF)                                          \
-        bp_store_##SUF(a + j, bp_tanh_v##SUF(bp_load_##SUF(z + j)));                    \
-    if (j < n) {                                                                        \
-        T lanes[BP_W##SUF] = {0};                                                       \
-        memcpy(lanes, z + j, (size_t)(n - j) * sizeof(T));                              \
-        bp_store_##SUF(lanes, bp_tanh_v##SUF(bp_load_##SUF(lanes)));                    \
-        memcpy(a + j, lanes, (size_t)(n - j) * sizeof(T));                              \
-    }                                                                                   \
-}                                                                                       \
+BP_DEFINE_VMAP(T, SUF, bp_sigmoid_##SUF, bp_sigmoid_v##SUF)                             \
+BP_DEFINE_VMAP(T, SUF, bp_tanh_##SUF, bp_tanh_v##SUF)                                   \
 /* a_j = e^(z_j - max) for all j; returns their sum, taken in index order. */           \
 static T bp_softmax_exp_##SUF(const T *z, T max, T *a, ptrdiff_t n) {                   \
     ptrdiff_t j = 0;                                                                    \
     T total = 0;                                                                        \
     for (; j + BP_W##SUF <= n; j += BP_W##SUF)                                          \
         bp_store_##SUF(a + j, bp_expneg_v##SUF(bp_load_##SUF(z + j) - max));            \
-    if (j < n) {                                                                        \
-        T lanes[BP_W##SUF] = {0};                                                       \
-        memcpy(lanes, z + j, (size_t)(n - j) * sizeof(T));                              \
-        bp_store_##SUF(lanes, bp_expneg_v##SUF(bp_load_##SUF(lanes) - max));            \
-        memcpy(a + j, lanes, (size_t)(n - j) * sizeof(T));                              \
-    }                                                                                   \
+    if (j < n)                                                                          \
+        bp_store_part_##SUF(a + j, bp_expneg_v##SUF(bp_load_part_##SUF(z + j, n - j) - max), \
+                            n - j);                                                     \
     for (j = 0; j < n; j++) total += a[j];                                              \
     return total;                                                                       \
 }
