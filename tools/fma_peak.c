@@ -6,13 +6,20 @@
  * Prints GFLOP/s for 512-bit and 256-bit float32 vectors on each thread count given
  * (default 1 and 2; benchmarks/compare.py passes its own): the roof
  * that docs/performance.md compares bpcore's products with, besides NumPy's sgemm.
- * 24 accumulators cover the latency of two FMA pipes; each multiply-add is 2 FLOP.
+ * Independent accumulators cover the latency of two FMA pipes (4-5 cycles x 2 needs
+ * 8-10); each multiply-add is 2 FLOP.  They must all stay in registers: with AVX-512's
+ * 32 registers 24 fit, with AVX2's 16 only 12 (24 there spilled to the stack and
+ * measured half the FMA rate of an AVX2-only Zen 3).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <omp.h>
 
-#define N 24
+#if defined(__AVX512F__)
+#define N 24  /* 32 vector registers */
+#else
+#define N 12  /* 16 vector registers: 12 accumulators and the two operands, no spills */
+#endif
 
 #define RUN(V, LANES)                                                                \
     {                                                                                \
