@@ -35,6 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 #include "_optim.h"
 
@@ -68,18 +71,39 @@
 #endif
 
 /* Rows of A and W longer than BP_DOT_KC bytes are summed in blocks of BP_DOT_KC
- * bytes, at most BP_DOT_MC rows of A at a time: a 4-row tile of W is then at most
- * 16 KiB (in L1) and a block of A at most 512 KiB, which stays in L2 beside the
- * stream of W on every target (1 MiB or more per core); rows of up to 8 KiB summed
- * whole made the block twice that, and a product with 2048 inputs fetched A from
- * L3.  Each k block ends with the horizontal sums of the tile, so blocks of 4 KiB
- * rather than 2 KiB: half as many sums. */
+ * bytes, each block of k over a block of rows of A at a time: a tile of W's rows is
+ * then at most 16 KiB (in L1) and the block of A, as many rows as fill half of this
+ * core's L2 (bp_l2_bytes, read once at import; BP_DOT_MC rows at most), stays in L2
+ * beside the stream of W.  Rows of up to 8 KiB summed whole made the block twice
+ * that, and a product with 2048 inputs fetched A from L3; 128 rows of 4 KiB, right
+ * for 1 MiB of L2 or more, were the whole L2 of a 512 KiB core (Zen 3) and slower
+ * there than 64.  Each k block ends with the horizontal sums of the tile, so blocks
+ * of 4 KiB rather than 2 KiB: half as many sums.  The row blocks change no sum, so
+ * the L2 size never changes a result. */
 #ifndef BP_DOT_MC
 #define BP_DOT_MC 128
 #endif
 #ifndef BP_DOT_KC
 #define BP_DOT_KC 4096
 #endif
+
+/* This core's L2 in bytes (what bp_dot's row blocks are sized for): 1 MiB until
+ * bp_set_l2_bytes is given the size the system reports. */
+static ptrdiff_t bp_l2_bytes = 1 << 20;
+
+static inline void bp_set_l2_bytes(long bytes) {
+    if (bytes >= 64 * 1024) bp_l2_bytes = (ptrdiff_t)bytes;
+}
+
+/* The L2 size of the system's first CPU as the C library reports it, 0 if unknown. */
+static inline long bp_reported_l2_bytes(void) {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    long b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return b > 0 ? b : 0;
+#else
+    return 0;
+#endif
+}
 
 /* bcast: values of s summed per pass over a column panel (a panel's rows of B:
  * BP_BC_SC x BP_BC_NR vectors, 32 KiB for float on AVX-512), and rows of C per
@@ -402,8 +426,8 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
 /* C[i][j] = sum_k A[i][k] W[j][k] for i < m, j < n.  Long rows (over BP_DOT_KC        \
    bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
    block of rows of A before the next, so that a tile's rows of W stay in L1 and the  \
-   block of A in L2.  The row blocks are of equal size, at most BP_DOT_MC (a thin     \
-   last block would stream all of W for a few rows).  The k blocks depend on K       \
+   block of A in L2.  The row blocks are of equal size, at most what half the L2     \
+   holds (a thin last block would stream all of W for a few rows).  The k blocks depend on K       \
    alone, never on m, n or the thread count, and the row blocks change no sum. */    \
 static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
                                ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
@@ -416,7 +440,9 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
     }                                                                                   \
     const ptrdiff_t kc = K * (ptrdiff_t)sizeof(T) > BP_DOT_KC                           \
         ? BP_DOT_KC / (ptrdiff_t)sizeof(T) : (K ? K : 1);                               \
-    const ptrdiff_t blocks = (m + BP_DOT_MC - 1) / BP_DOT_MC;                           \
+    const ptrdiff_t fit = bp_l2_bytes / 2 / (kc * (ptrdiff_t)sizeof(T));                \
+    const ptrdiff_t rows = fit > BP_DOT_MC ? BP_DOT_MC : fit < 16 ? 16 : fit;           \
+    const ptrdiff_t blocks = (m + rows - 1) / rows;                                     \
     const ptrdiff_t mc = blocks > 1                                                      \
         ? ((m + blocks - 1) / blocks + BP_DOT_MR - 1) / BP_DOT_MR * BP_DOT_MR : m;      \
     for (ptrdiff_t i0 = 0; i0 < m; i0 += mc) {                                          \
@@ -588,6 +614,28 @@ static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {            
     return bp_pk_fits_##SUF(S, N) && S * (ptrdiff_t)sizeof(T) <= BP_PK_KC;              \
 }                                                                                       \
                                                                                         \
+/* Rows 0..kc-1 of a panel of B (nc <= NR vectors of columns, row s at B + s * ldb)  \
+   copied to bp, NR vectors per row, zeros past nc: vector loads and stores, the row \
+   a few ahead prefetched (B's rows are far apart: a column strip of a^(l-1)). */   \
+static BP_INLINE void bp_pk_pack_panel_##SUF(T *bp, const T *B, ptrdiff_t ldb,          \
+                                             ptrdiff_t kc, ptrdiff_t nc) {              \
+    enum { AHEAD = 8 };                                                                 \
+    for (ptrdiff_t s = 0; s < kc; s++) {                                                \
+        const T *row = B + s * ldb;                                                     \
+        T *dst = bp + s * BP_PK_NR * BP_W##SUF;                                         \
+        if (s + AHEAD < kc)                                                             \
+            for (ptrdiff_t b = 0; b < nc * (ptrdiff_t)sizeof(T) + 63; b += 64)           \
+                __builtin_prefetch((const char *)(row + AHEAD * ldb) + b);              \
+        BP_UNROLL for (int c = 0; c < BP_PK_NR; c++) {                                  \
+            const ptrdiff_t valid = nc - c * BP_W##SUF;                                 \
+            bp_store_##SUF(dst + c * BP_W##SUF, valid >= BP_W##SUF                       \
+                           ? bp_load_##SUF(row + c * BP_W##SUF)                         \
+                           : valid > 0 ? bp_load_part_##SUF(row + c * BP_W##SUF, valid) \
+                                       : (bp_v##SUF){0});                               \
+        }                                                                               \
+    }                                                                                   \
+}                                                                                       \
+                                                                                        \
 /* bcast's sums with both operands packed, as BLIS does (with u: the optimizer step  \
    fused into the last block of s, see bp_pk_tile): per                               \
    block of BP_PK_KC bytes of s and block of BP_PK_MC rows, the rows' values of a are  \
@@ -617,10 +665,7 @@ static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,
             }                                                                           \
             for (ptrdiff_t j = 0; j < N; j += NRW) {                                    \
                 const ptrdiff_t nc = N - j < NRW ? N - j : NRW;                         \
-                for (ptrdiff_t s = 0; s < kc; s++) {                                    \
-                    memcpy(bp + s * NRW, B + (s0 + s) * ldb + j, (size_t)nc * sizeof(T)); \
-                    if (nc < NRW) memset(bp + s * NRW + nc, 0, (size_t)(NRW - nc) * sizeof(T)); \
-                }                                                                       \
+                bp_pk_pack_panel_##SUF(bp, B + s0 * ldb + j, ldb, kc, nc);              \
                 for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR)                            \
                     bp_pk_tile_##SUF(kc, ap + i * kc, bp, C + (i0 + i) * ldc + j, ldc,  \
                                      s0 == 0, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR, nc, \

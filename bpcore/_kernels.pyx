@@ -180,6 +180,9 @@ cdef extern from "_gemm.h" nogil:
     bint bp_pk_fuses_step_d(Py_ssize_t S, Py_ssize_t N)
     const char* bp_isa
     int bp_cpu_level()
+    Py_ssize_t bp_l2_bytes
+    void bp_set_l2_bytes(long bytes)
+    long bp_reported_l2_bytes()
     void bp_dot_f(const float* A, Py_ssize_t lda, Py_ssize_t m, const float* W, Py_ssize_t ldw,
                   Py_ssize_t n, Py_ssize_t K, float* C, Py_ssize_t ldc)
     void bp_dot_d(const double* A, Py_ssize_t lda, Py_ssize_t m, const double* W,
@@ -1549,6 +1552,17 @@ def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:,
         forward_rows(net, p, x, y, o, z, a, chunk, c, n)
 
 
+def set_l2_bytes(Py_ssize_t bytes):
+    """Size bp_dot's row blocks for an L2 of ``bytes`` (64 KiB or more; smaller values
+    are ignored).  Set once at import from what the system reports; the tests call it
+    to show that the blocking changes no result."""
+    bp_set_l2_bytes(bytes)
+
+
+# bp_dot's row blocks are sized for this core's L2 (_gemm.h), read once here.
+set_l2_bytes(bp_reported_l2_bytes())
+
+
 def max_threads():
     """omp_get_max_threads() of the calling thread (1 without OpenMP)."""
     return bp_max_threads()
@@ -1568,4 +1582,5 @@ def compiled_info():
         "compile_args": bp_compile_args.decode(),
         "compiler": bp_compiler.decode(),
         "isa": bp_isa.decode(),
+        "l2_bytes": bp_l2_bytes,
     }

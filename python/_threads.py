@@ -46,7 +46,8 @@ def build_info() -> dict:
     date, 0 without OpenMP), ``openmp_reason`` (what the build's probe found),
     ``compile_args``, ``compiler``, ``kernels`` (the instruction-set variant in
     use), ``kernels_available``, ``isa`` (what that variant was compiled for),
-    ``num_threads`` (the default in use),
+    ``l2_bytes`` (the per-core L2 the products' blocking is sized for: what the
+    system reports, or 1 MiB), ``num_threads`` (the default in use),
     ``cores``, ``numpy``, ``python``, ``machine``.
     """
     from . import __version__

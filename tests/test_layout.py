@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bpcore._dispatch
 import bpcore.network
 from bpcore import Network
 from bpcore.optim import SGD, Adam, AdamW
@@ -123,3 +124,31 @@ def test_forward_of_any_x_alignment_gives_the_same_bits(dtype, n_in, threads):
     # training's per-example costs come from the same forward sums (lr = 0: no step)
     history = net.fit(_at_offset(X, 16), y, 1, 203, lr=0.0, shuffle=False)
     assert history.train_cost[0] == np.mean(outs[0][1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_l2_sized_row_blocks_change_no_bit(dtype):
+    """The forward product's blocks of rows are sized for the core's L2 (read at import);
+    a block's rows are summed exactly as they would be in any other block, so the
+    outputs and a trained network are bitwise the same for a tiny L2 (blocks of 16 rows,
+    13 of them here) and a large one (2 blocks of at most 128)."""
+    kernels = bpcore._dispatch.kernels
+    reported = kernels.compiled_info()["l2_bytes"]
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 1100)).astype(dtype)
+    y = rng.integers(0, 7, 200)
+    results = []
+    try:
+        for l2 in (64 * 1024, 4 << 20):
+            kernels.set_l2_bytes(l2)
+            assert kernels.compiled_info()["l2_bytes"] == l2
+            net = Network([1100, 40, 7], ["relu", "softmax"], "log_likelihood", dtype=dtype,
+                          seed=2, num_threads=1)
+            out = net.feedforward(X)
+            net.fit(X, y, epochs=1, batch_size=200, lr=0.1, shuffle=False)
+            results.append((out, net.weights + net.biases))
+    finally:
+        kernels.set_l2_bytes(reported)
+    (out_a, params_a), (out_b, params_b) = results
+    assert np.array_equal(out_a, out_b)
+    assert all(np.array_equal(a, b) for a, b in zip(params_a, params_b))

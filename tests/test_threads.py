@@ -92,7 +92,7 @@ def test_unset_or_invalid_omp_num_threads_means_all_cores(value):
 def test_build_info_keys_and_types():
     info = bpcore.build_info()
     types = {"version": str, "openmp": bool, "openmp_version": int, "openmp_reason": str,
-             "compile_args": str, "compiler": str, "isa": str, "kernels": str,
+             "compile_args": str, "compiler": str, "isa": str, "l2_bytes": int, "kernels": str,
              "kernels_available": list, "num_threads": int, "cores": int,
              "numpy": str, "python": str, "machine": str}
     assert set(info) == set(types)
