@@ -427,8 +427,9 @@ static BP_INLINE void bp_dot_tile_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t i, 
    bytes) are summed in blocks of BP_DOT_KC bytes, each block over all tiles of a     \
    block of rows of A before the next, so that a tile's rows of W stay in L1 and the  \
    block of A in L2.  The row blocks are of equal size, at most what half the L2     \
-   holds (a thin last block would stream all of W for a few rows).  The k blocks depend on K       \
-   alone, never on m, n or the thread count, and the row blocks change no sum. */    \
+   holds (a thin last block would stream all of W for a few rows).  The k blocks     \
+   depend on K alone, never on m, n or the thread count, and the row blocks change   \
+   no sum. */                                                                         \
 static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,       \
                                ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,           \
                                ptrdiff_t ldc);  /* rows shorter than a vector: below */ \

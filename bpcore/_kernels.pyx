@@ -1574,7 +1574,8 @@ def cpu_level():
 
 
 def compiled_info():
-    """How this extension was compiled: OpenMP, flags, compiler."""
+    """How this extension was compiled (OpenMP, flags, compiler, instruction set) and
+    the L2 size its products' blocking was set for at import."""
     return {
         "openmp": bool(bp_openmp_enabled()),
         "openmp_version": bp_openmp_version(),
