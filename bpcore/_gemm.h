@@ -147,6 +147,10 @@ static inline long bp_reported_l2_bytes(void) {
 #ifndef BP_PK_MC
 #define BP_PK_MC 384
 #endif
+/* Examples from which the forward product takes the packed form (bp_dot_packs). */
+#ifndef BP_FWD_PK_ROWS
+#define BP_FWD_PK_ROWS 128
+#endif
 typedef char bp_pk_mc_is_whole_tiles[BP_PK_MC % BP_PK_MR == 0 ? 1 : -1];
 /* bcast's rows per tile when C is narrower than one vector (bp_narrow_tile): one
  * accumulator each, enough independent chains to keep both FMA ports busy. */
@@ -356,6 +360,58 @@ static inline bp_vd bp_load_tail_d(const double *p, ptrdiff_t n) {
 #define BP_LOAD_TAIL(SUF, p, n) bp_load_tail_##SUF(p, n)
 #else
 #define BP_LOAD_TAIL(SUF, p, n) bp_load_part_##SUF(p, n)
+#endif
+
+/* dst[i * ldd + j] = src[j * lds + i] for a square of BP_TR_* values: the transposed
+ * copy of W's panels in the packed forward (bp_pk_pack_panel_t).  8 x 8 floats and
+ * 4 x 4 doubles in 256-bit registers where AVX2 is there (on AVX-512 too: the
+ * panel's columns come in multiples of 8 floats either way); elsewhere the scalar
+ * loop of bp_pk_pack_panel_t alone (BP_TR_* = 1). */
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define BP_TR_f 8
+#define BP_TR_d 4
+static inline void bp_transpose_f(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src + 0 * lds), r1 = _mm256_loadu_ps(src + 1 * lds);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+static inline void bp_transpose_d(double *dst, ptrdiff_t ldd, const double *src, ptrdiff_t lds) {
+    __m256d r0 = _mm256_loadu_pd(src + 0 * lds), r1 = _mm256_loadu_pd(src + 1 * lds);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * lds), r3 = _mm256_loadu_pd(src + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst + 0 * ldd, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + 1 * ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#else
+#define BP_TR_f 1
+#define BP_TR_d 1
+static inline void bp_transpose_f(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds) {
+    *dst = *src; (void)ldd; (void)lds;
+}
+static inline void bp_transpose_d(double *dst, ptrdiff_t ldd, const double *src, ptrdiff_t lds) {
+    *dst = *src; (void)ldd; (void)lds;
+}
 #endif
 
 #define BP_DEFINE_GEMM(T, SUF)                                                          \
@@ -637,18 +693,47 @@ static BP_INLINE void bp_pk_pack_panel_##SUF(T *bp, const T *B, ptrdiff_t ldb,  
     }                                                                                   \
 }                                                                                       \
                                                                                         \
+/* Columns j .. j + nc - 1 (nc <= NR vectors) of W^T's rows s0 .. s0 + kc - 1, i.e.  \
+   rows j.. of W read along k, copied to bp in the layout of bp_pk_pack_panel (NR     \
+   vectors per s, zeros past nc): the forward's panel of B = W^T, transposed while it \
+   is packed.  Each row of W is read contiguously; the writes go down a column of the \
+   panel, NR vectors apart, all in the 24-64 KiB panel (L1). */                       \
+static BP_INLINE void bp_pk_pack_panel_t_##SUF(T *bp, const T *W, ptrdiff_t ldw,        \
+                                               ptrdiff_t kc, ptrdiff_t nc) {            \
+    enum { NRW = BP_PK_NR * BP_W##SUF };                                                \
+    ptrdiff_t c = 0;                                                                    \
+    if (BP_TR_##SUF > 1) {  /* whole squares of BP_TR rows x BP_TR values of k */      \
+        const ptrdiff_t s1 = kc - kc % BP_TR_##SUF;                                     \
+        for (; c + BP_TR_##SUF <= nc; c += BP_TR_##SUF) {                               \
+            for (ptrdiff_t s = 0; s < s1; s += BP_TR_##SUF)                             \
+                bp_transpose_##SUF(bp + s * NRW + c, NRW, W + c * ldw + s, ldw);        \
+            for (ptrdiff_t s = s1; s < kc; s++)                                         \
+                for (ptrdiff_t r = c; r < c + BP_TR_##SUF; r++) bp[s * NRW + r] = W[r * ldw + s]; \
+        }                                                                               \
+    }                                                                                   \
+    for (; c < nc; c++) {                                                               \
+        const T *row = W + c * ldw;                                                     \
+        for (ptrdiff_t s = 0; s < kc; s++) bp[s * NRW + c] = row[s];                    \
+    }                                                                                   \
+    if (nc < NRW)                                                                       \
+        for (ptrdiff_t s = 0; s < kc; s++)                                              \
+            for (c = nc; c < NRW; c++) bp[s * NRW + c] = (T)0;                          \
+}                                                                                       \
+                                                                                        \
 /* bcast's sums with both operands packed, as BLIS does (with u: the optimizer step  \
    fused into the last block of s, see bp_pk_tile): per                               \
    block of BP_PK_KC bytes of s and block of BP_PK_MC rows, the rows' values of a are  \
    copied tile by tile into contiguous micro-panels (for the gradient a is a column    \
    walk of delta, one cache line per value of s and row tile otherwise), then per      \
    panel of columns B's rows are copied likewise, padded with zeros, and each tile    \
-   runs from the two copies.  Every element of C is the same chain as in bp_bcast:     \
+   runs from the two copies.  With bt, B is given transposed (value (s, n) at          \
+   B[n * ldb + s]: the forward's W) and each panel is transposed as it is copied.     \
+   Every element of C is the same chain as in bp_bcast:     \
    blocking over s stores exact partial sums, and the zero padding only feeds lanes  \
    that are never stored; so the two forms give the same bits. */                    \
-static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,         \
-                              ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,  \
-                              T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {             \
+static void bp_pk_run_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,           \
+                            ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,    \
+                            int bt, T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {       \
     enum { KC = BP_PK_KC / sizeof(T), NRW = BP_PK_NR * BP_W##SUF };                     \
     T ap[BP_PK_MC * KC] __attribute__((aligned(64)));                                   \
     T bp[KC * NRW] __attribute__((aligned(64)));                                        \
@@ -666,7 +751,10 @@ static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,
             }                                                                           \
             for (ptrdiff_t j = 0; j < N; j += NRW) {                                    \
                 const ptrdiff_t nc = N - j < NRW ? N - j : NRW;                         \
-                bp_pk_pack_panel_##SUF(bp, B + s0 * ldb + j, ldb, kc, nc);              \
+                if (bt)                                                                 \
+                    bp_pk_pack_panel_t_##SUF(bp, B + j * ldb + s0, ldb, kc, nc);        \
+                else                                                                    \
+                    bp_pk_pack_panel_##SUF(bp, B + s0 * ldb + j, ldb, kc, nc);          \
                 for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR)                            \
                     bp_pk_tile_##SUF(kc, ap + i * kc, bp, C + (i0 + i) * ldc + j, ldc,  \
                                      s0 == 0, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR, nc, \
@@ -674,6 +762,38 @@ static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,
             }                                                                           \
         }                                                                               \
     }                                                                                   \
+}                                                                                       \
+static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,         \
+                              ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,  \
+                              T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {             \
+    bp_pk_run_##SUF(R, N, S, a, ars, ass, B, ldb, 0, C, ldc, u);                        \
+}                                                                                       \
+                                                                                        \
+/* Whether the forward product of a layer of K inputs and n units for m examples      \
+   takes the packed form (bp_pk_dot) rather than bp_dot: by the layer and m alone --  \
+   the whole mini-batch, never a thread's share of its rows or units -- so that the  \
+   form, and with it every sum, is the same for any thread count.  The copies of W   \
+   cost a pass over W per call, small beside m multiply-adds per weight only for      \
+   large m; and 4 or more panels of units. */                                        \
+static inline int bp_dot_packs_##SUF(ptrdiff_t m, ptrdiff_t K, ptrdiff_t n) {           \
+    return m >= BP_FWD_PK_ROWS && K >= BP_W##SUF && n >= 4 * BP_PK_NR * BP_W##SUF;      \
+}                                                                                       \
+/* C = A W^T as bcast's packed form with B = W^T, each panel of W transposed as it is \
+   copied: the outer-product tile reads one vector of the panel and broadcasts one    \
+   value of A per FMA row, where bp_dot's tile loads a vector of both operands; each   \
+   element is 0 + a_0 w_0 + a_1 w_1 + ... in k order (partial sums per block of k go   \
+   through C), whatever its row or column block. */                                  \
+static void bp_pk_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,          \
+                            ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,              \
+                            ptrdiff_t ldc) {                                            \
+    bp_pk_run_##SUF(m, n, K, A, lda, 1, W, ldw, 1, C, ldc, NULL);                       \
+}                                                                                       \
+/* The forward product in the form bp_dot_packs chose for the whole layer. */         \
+static void bp_forward_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,         \
+                             ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,             \
+                             ptrdiff_t ldc, int packed) {                               \
+    if (packed) bp_pk_dot_##SUF(A, lda, m, W, ldw, n, K, C, ldc);                       \
+    else bp_dot_##SUF(A, lda, m, W, ldw, n, K, C, ldc);                                 \
 }                                                                                       \
                                                                                         \
 /* BP_NN_MR rows r0.. of C when C and B are narrower than one vector (N < W: a layer  \
@@ -803,6 +923,14 @@ static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,    
             for (ptrdiff_t k = 0; k < K; k++) s += A[i * lda + k] * W[j * ldw + k];     \
             C[i * ldc + j] = s;                                                         \
         }                                                                               \
+}                                                                                       \
+static inline int bp_dot_packs_##SUF(ptrdiff_t m, ptrdiff_t K, ptrdiff_t n) {           \
+    (void)m; (void)K; (void)n; return 0;                                                \
+}                                                                                       \
+static void bp_forward_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,         \
+                             ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C,             \
+                             ptrdiff_t ldc, int packed) {                               \
+    (void)packed; bp_dot_##SUF(A, lda, m, W, ldw, n, K, C, ldc);                        \
 }                                                                                       \
 static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,            \
                            ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,     \

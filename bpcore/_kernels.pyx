@@ -183,10 +183,14 @@ cdef extern from "_gemm.h" nogil:
     Py_ssize_t bp_l2_bytes
     void bp_set_l2_bytes(long bytes)
     long bp_reported_l2_bytes()
-    void bp_dot_f(const float* A, Py_ssize_t lda, Py_ssize_t m, const float* W, Py_ssize_t ldw,
-                  Py_ssize_t n, Py_ssize_t K, float* C, Py_ssize_t ldc)
-    void bp_dot_d(const double* A, Py_ssize_t lda, Py_ssize_t m, const double* W,
-                  Py_ssize_t ldw, Py_ssize_t n, Py_ssize_t K, double* C, Py_ssize_t ldc)
+    bint bp_dot_packs_f(Py_ssize_t m, Py_ssize_t K, Py_ssize_t n)
+    bint bp_dot_packs_d(Py_ssize_t m, Py_ssize_t K, Py_ssize_t n)
+    void bp_forward_f(const float* A, Py_ssize_t lda, Py_ssize_t m, const float* W,
+                      Py_ssize_t ldw, Py_ssize_t n, Py_ssize_t K, float* C, Py_ssize_t ldc,
+                      bint packed)
+    void bp_forward_d(const double* A, Py_ssize_t lda, Py_ssize_t m, const double* W,
+                      Py_ssize_t ldw, Py_ssize_t n, Py_ssize_t K, double* C, Py_ssize_t ldc,
+                      bint packed)
     void bp_bcast_f(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const float* a, Py_ssize_t ars,
                     Py_ssize_t ass, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc)
     void bp_bcast_d(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const double* a, Py_ssize_t ars,
@@ -315,13 +319,22 @@ cdef inline void split(Py_ssize_t n, int tid, int nt, Py_ssize_t* lo, Py_ssize_t
     hi[0] = lo[0] + chunk + (1 if tid < rest else 0)
 
 
+cdef inline bint forward_packs(const LayoutC* net, Py_ssize_t l, Py_ssize_t m,
+                               bint single) noexcept nogil:
+    """Whether z^l of a mini-batch of m examples (all of them, never a thread's share)
+    is summed by the packed form of the product (_gemm.h's bp_dot_packs)."""
+    if single:
+        return bp_dot_packs_f(m, net.sizes[l - 1], net.sizes[l])
+    return bp_dot_packs_d(m, net.sizes[l - 1], net.sizes[l])
+
+
 cdef inline void dot_rows(const real* A, Py_ssize_t lda, Py_ssize_t m, const real* W,
                           Py_ssize_t ldw, Py_ssize_t n, Py_ssize_t K, real* C,
-                          Py_ssize_t ldc) noexcept nogil:
+                          Py_ssize_t ldc, bint packed) noexcept nogil:
     if real is float:
-        bp_dot_f(A, lda, m, W, ldw, n, K, C, ldc)
+        bp_forward_f(A, lda, m, W, ldw, n, K, C, ldc, packed)
     else:
-        bp_dot_d(A, lda, m, W, ldw, n, K, C, ldc)
+        bp_forward_d(A, lda, m, W, ldw, n, K, C, ldc, packed)
 
 
 cdef inline void bcast_rows(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const real* a,
@@ -334,12 +347,13 @@ cdef inline void bcast_rows(Py_ssize_t R, Py_ssize_t N, Py_ssize_t S, const real
 
 
 cdef void forward_block(const LayoutC* net, const real* params, const real* x, Py_ssize_t ldx,
-                        Py_ssize_t rows, real* Z, real* A) noexcept nogil:
+                        Py_ssize_t rows, real* Z, real* A, Py_ssize_t form_rows) noexcept nogil:
     """z^l = W^l a^{l-1} + b^l and a^l = sigma(z^l), l = 1..L, for a block of examples.
 
     Row i of x (stride ldx) is a^0 of example i; its z^l and a^l go to row i of
     Z and A (stride ``units``) at ``u_off[l]``.  Z^l = A^{l-1} (W^l)^T is one
-    register-tiled product per layer.
+    register-tiled product per layer, in the form chosen for ``form_rows`` examples
+    (the mini-batch or the whole call the block belongs to: forward_packs).
     """
     cdef Py_ssize_t l, i, j, n_in, n_out, ld = net.units
     cdef const real* a_in = x
@@ -351,7 +365,7 @@ cdef void forward_block(const LayoutC* net, const real* params, const real* x, P
         n_out = net.sizes[l]
         b = params + net.b_off[l]
         dot_rows(a_in, ld_in, rows, params + net.w_off[l], n_in, n_out, n_in,
-                 Z + net.u_off[l], ld)
+                 Z + net.u_off[l], ld, forward_packs(net, l, form_rows, real is float))
         for i in range(rows):
             z = Z + i * ld + net.u_off[l]
             for j in range(n_out):
@@ -934,7 +948,8 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
         if p.kind == GATHER:
             return
         row = p.i0 * ld
-        forward_block(net, <const real*>params, A + row, ld, p.i1 - p.i0, Z + row, A + row)
+        forward_block(net, <const real*>params, A + row, ld, p.i1 - p.i0, Z + row, A + row,
+                      m)
         if data.costs != NULL:
             for i in range(p.i0, p.i1):
                 data.costs[start + i] = example_cost(
@@ -949,7 +964,7 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
         W = params + net.w_off[l] + j0 * net.sizes[l - 1]
         bias = params + net.b_off[l]
         dot_rows(A + net.u_off[l - 1], ld, m, W, net.sizes[l - 1], p.j1 - j0, net.sizes[l - 1],
-                 Z + net.u_off[l] + j0, ld)
+                 Z + net.u_off[l] + j0, ld, forward_packs(net, l, m, real is float))
         for i in range(m):
             z = Z + i * ld + net.u_off[l]
             for j in range(j0, p.j1):
@@ -1173,7 +1188,8 @@ cdef void forward_rows(const LayoutC* net, const real* params, const real* X, co
     """Outputs a^L (and costs when Y is given) of n examples.
 
     Each thread takes its share of the rows in blocks of ``chunk``, with its
-    own ``chunk`` scratch rows of Z and A.  A block's rows of X are first copied
+    own ``chunk`` scratch rows of Z and A.  Every block's products take the form
+    chosen for all n rows (forward_packs), whatever a thread's share.  A block's rows of X are first copied
     into the rows of A (a^0's place, as training gathers them) unless they are laid
     out like those rows already; the products give the same sums either way.
     """
@@ -1188,11 +1204,11 @@ cdef void forward_rows(const LayoutC* net, const real* params, const real* X, co
     while b0 < i1:
         rows = min(chunk, i1 - b0)
         if in_place:
-            forward_block(net, params, X + b0 * n_in, n_in, rows, z, a)
+            forward_block(net, params, X + b0 * n_in, n_in, rows, z, a, n)
         else:
             for i in range(rows):
                 memcpy(a + i * ld, X + (b0 + i) * n_in, n_in * sizeof(real))
-            forward_block(net, params, a, ld, rows, z, a)
+            forward_block(net, params, a, ld, rows, z, a, n)
         for i in range(rows):
             for k in range(n_out):
                 out[(b0 + i) * n_out + k] = a[i * ld + last + k]
@@ -1550,6 +1566,13 @@ def forward(Layout layout, const real[::1] params, const real[:, ::1] X, real[:,
     cdef real* a = &A[0, 0]
     with nogil, parallel(num_threads=num_threads):
         forward_rows(net, p, x, y, o, z, a, chunk, c, n)
+
+
+def packed_forward(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, bint single):
+    """Whether the forward product of a mini-batch (or a ``forward`` call) of m examples
+    through a layer of n_in inputs and n_out units takes the packed form (_gemm.h's
+    bp_dot_packs); ``single``: float32, else float64."""
+    return bp_dot_packs_f(m, n_in, n_out) if single else bp_dot_packs_d(m, n_in, n_out)
 
 
 def set_l2_bytes(Py_ssize_t bytes):

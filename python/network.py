@@ -33,8 +33,10 @@ _OPENMP = _kernels.compiled_info()["openmp"]
 #: more than the second core saves (docs/performance.md has the measurements).
 _MIN_PARALLEL_FLOP = 4_000_000
 
-#: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory).
-_FORWARD_CHUNK = 64
+#: Examples per block of a thread in ``feedforward``/``cost`` (bounds the scratch memory;
+#: as many as a mini-batch that takes the packed forward product, _gemm.h's
+#: BP_FWD_PK_ROWS, so that a large call's blocks run that form at its speed).
+_FORWARD_CHUNK = 128
 
 #: Where every buffer handed to the kernels starts (bytes; see "Alignment" in _kernels.pyx).
 _ALIGNMENT = _kernels.BUFFER_ALIGNMENT

@@ -229,6 +229,47 @@ def test_packed_gradient_is_bitwise_the_tiled_one(variant, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_packed_forward_is_thread_count_independent_and_the_references(variant, dtype):
+    """A mini-batch of BP_FWD_PK_ROWS = 128 examples or more takes the packed form of
+    the forward product (bp_pk_dot in _gemm.h: bcast's packed tiles, W transposed
+    panel by panel as it is copied) for a layer of 4 panels of units or more (256
+    floats on AVX-512, fewer elsewhere); each sum is the chain over k in order, so
+    the two threads' pieces of units (16 at a time) give the bits of one thread's
+    whole layer.  270 units: a partial last panel; 300 inputs: k blocks of 256 + 44
+    floats or 128 + 128 + 44 doubles, and 300 = 37 squares of 8 + 4 for the
+    transposed copy.  The outputs, gradient and two epochs are bitwise the same on 1
+    and 2 threads, and within n * eps (n = 300 terms) of the float64 reference."""
+    kernels = bpcore.network._kernels
+    single = dtype == "float32"
+    assert kernels.packed_forward(150, 300, 270, single)
+    assert not kernels.packed_forward(127, 300, 270, single)
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((150, 300)).astype(dtype)
+    y = rng.integers(0, 4, 150)
+    args = ([300, 270, 130, 4], ["tanh", "relu", "softmax"], "log_likelihood")
+    nets = [bpcore.Network(*args, dtype=dtype, seed=8, num_threads=t) for t in (1, 2)]
+    assert nets[1]._threads_for(150) == 2
+    init = [w.copy() for w in nets[0].weights], [b.copy() for b in nets[0].biases]
+    outs = [net.feedforward(X) for net in nets]
+    grads = [sum(net.backprop(X, y), []) for net in nets]
+    assert np.array_equal(outs[0], outs[1])
+    for a, b in zip(*grads):
+        assert np.array_equal(a, b)
+    for net in nets:
+        net.fit(X, y, 2, 150, 0.1, momentum=0.9, shuffle=False)
+    for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        assert np.array_equal(a, b)
+    ref = Reference(*args, seed=8)
+    ref.weights = [w.astype(np.float64) for w in init[0]]
+    ref.biases = [b.astype(np.float64) for b in init[1]]
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(outs[0], ref.feedforward(X.astype(np.float64)), rtol=0,
+                               atol=300 * eps)
+    for got, want in zip(grads[0], sum(ref.backprop(X.astype(np.float64), y), [])):
+        assert np.max(np.abs(got - want)) <= 300 * eps * max(1.0, np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_layers_narrower_than_one_vector(variant, dtype):
     """Layers of fewer units than a vector has lanes (tabular inputs): the forward
     product of rows shorter than a vector (bp_dot_short) and the delta and gradient

@@ -19,7 +19,7 @@ def gemm_bench(tmp_path_factory):
     return exe
 
 
-@pytest.mark.parametrize("kind", ["f", "d", "g", "G", "p"])
+@pytest.mark.parametrize("kind", ["f", "o", "t", "d", "g", "G", "p"])
 def test_gemm_bench_times_every_product(gemm_bench, kind):
     run = subprocess.run([str(gemm_bench), kind, "12", "70", "30", "3"], capture_output=True,
                          text=True, env={"LD": "80"})

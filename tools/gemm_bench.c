@@ -5,7 +5,10 @@
  *
  * (-march as the kernel variant to time: x86-64-v4, x86-64-v3, or none for baseline.)
  * KIND, for a layer of n_in inputs and n_out units and m examples:
- *   f  forward   Z = A W^T        bp_dot        (A: m x n_in, W: n_out x n_in)
+ *   f  forward   Z = A W^T        bp_forward    (A: m x n_in, W: n_out x n_in), in the
+ *                                                form training takes (bp_dot_packs)
+ *   o  forward in bp_dot's form (the other one for m >= BP_FWD_PK_ROWS)
+ *   t  forward in the packed form, W transposed panel by panel     bp_pk_dot
  *   d  delta     D W              bp_bcast      (D: m x n_out)
  *   g  gradient  D^T A            bp_bcast      (into an n_out x n_in buffer)
  *   G  gradient with the SGD step fused into W  bp_bcast_sgd
@@ -67,7 +70,7 @@ static int by_value(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: [LD=stride] %s f|d|g|G|p m n_in n_out [calls]\n", argv[0]);
+        fprintf(stderr, "usage: [LD=stride] %s f|o|t|d|g|G|p m n_in n_out [calls]\n", argv[0]);
         return 2;
     }
     const char kind = argv[1][0];
@@ -92,7 +95,9 @@ int main(int argc, char **argv) {
     for (int r = 0; r < calls; r++) {
         const double f0 = fma_rate(200000), t0 = now();
         switch (kind) {
-        case 'f': bp_dot_f(A, ld, m, W, K, n, K, C, ld); break;
+        case 'f': bp_forward_f(A, ld, m, W, K, n, K, C, ld, bp_dot_packs_f(m, K, n)); break;
+        case 'o': bp_dot_f(A, ld, m, W, K, n, K, C, ld); break;
+        case 't': bp_pk_dot_f(A, ld, m, W, K, n, K, C, ld); break;
         case 'd': bp_bcast_f(m, K, n, D, ld, 1, W, K, C, ld); break;
         case 'g': bp_bcast_f(n, K, m, D, 1, ld, A, ld, C, K); break;
         case 'G': bp_bcast_sgd_f(n, K, m, D, 1, ld, A, ld, C, K, &u); break;
