@@ -10,7 +10,10 @@
  * bcast has a second, packed form (bp_pk_bcast_*, BLIS's structure: both operands
  * copied into contiguous micro-panels, a larger register tile) that it uses for the
  * gradient of a mini-batch of several blocks of s, where a walks down columns of
- * delta; it computes the same sums operation for operation.  Layers narrower than
+ * delta; it computes the same sums operation for operation.  The forward product of
+ * a large mini-batch takes that form too where it is faster (bp_pk_dot, with B = W^T
+ * transposed panel by panel as it is copied; bp_dot_packs decides by the layer and
+ * the whole mini-batch): its sums are then chains in k order.  Layers narrower than
  * one vector (fewer inputs than lanes) have their own vectorised forms,
  * bp_dot_short and bp_narrow_tile.
  *
@@ -147,9 +150,18 @@ static inline long bp_reported_l2_bytes(void) {
 #ifndef BP_PK_MC
 #define BP_PK_MC 384
 #endif
-/* Examples from which the forward product takes the packed form (bp_dot_packs). */
+/* Examples from which the forward product takes the packed form (bp_dot_packs), 0 for
+ * never.  Chosen where it was measured faster: the AVX2 build (two 256-bit FMA pipes,
+ * where bp_dot's 3 x 3 tile loads 6 vectors per 9 FMAs, 3 of them from L2).  The
+ * baseline's packed tile (4 x 2 vectors, no FMA) measured slower than its dot tile;
+ * the AVX-512 build keeps bp_dot (4 x 4 tile, 8 loads per 16 FMAs) until it is
+ * measured on an AVX-512 core (tools/gemm_bench.c, kinds o and t). */
 #ifndef BP_FWD_PK_ROWS
+#if defined(__AVX2__) && !defined(__AVX512F__)
 #define BP_FWD_PK_ROWS 128
+#else
+#define BP_FWD_PK_ROWS 0
+#endif
 #endif
 typedef char bp_pk_mc_is_whole_tiles[BP_PK_MC % BP_PK_MR == 0 ? 1 : -1];
 /* bcast's rows per tile when C is narrower than one vector (bp_narrow_tile): one
@@ -776,7 +788,8 @@ static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,
    cost a pass over W per call, small beside m multiply-adds per weight only for      \
    large m; and 4 or more panels of units. */                                        \
 static inline int bp_dot_packs_##SUF(ptrdiff_t m, ptrdiff_t K, ptrdiff_t n) {           \
-    return m >= BP_FWD_PK_ROWS && K >= BP_W##SUF && n >= 4 * BP_PK_NR * BP_W##SUF;      \
+    return BP_FWD_PK_ROWS > 0 && m >= BP_FWD_PK_ROWS && K >= BP_W##SUF                  \
+        && n >= 4 * BP_PK_NR * BP_W##SUF;                                               \
 }                                                                                       \
 /* C = A W^T as bcast's packed form with B = W^T, each panel of W transposed as it is \
    copied: the outer-product tile reads one vector of the panel and broadcasts one    \
