@@ -642,6 +642,42 @@ static BP_INLINE void bp_pk_tile_##SUF(ptrdiff_t kc, const T *ap, const T *bp, T
         }                                                                               \
 }                                                                                       \
                                                                                         \
+/* Columns j .. j + nc - 1 (nc <= NR vectors) of W^T's rows s0 .. s0 + kc - 1, i.e.  \
+   rows j.. of W read along k, copied to bp in the layout of bp_pk_pack_panel (NR     \
+   vectors per s, zeros past nc): the forward's panel of B = W^T, transposed while it \
+   is packed.  Each row of W is read contiguously; the writes go down a column of the \
+   panel, NR vectors apart, all in the 24-64 KiB panel (L1). */                       \
+static BP_INLINE void bp_pk_pack_panel_t_##SUF(T *bp, const T *W, ptrdiff_t ldw,        \
+                                               ptrdiff_t kc, ptrdiff_t nc) {            \
+    enum { NRW = BP_PK_NR * BP_W##SUF };                                                \
+    ptrdiff_t c = 0;                                                                    \
+    if (BP_TR_##SUF > 1) {  /* whole squares of BP_TR rows x BP_TR values of k */      \
+        const ptrdiff_t s1 = kc - kc % BP_TR_##SUF;                                     \
+        for (; c + BP_TR_##SUF <= nc; c += BP_TR_##SUF) {                               \
+            for (ptrdiff_t s = 0; s < s1; s += BP_TR_##SUF)                             \
+                bp_transpose_##SUF(bp + s * NRW + c, NRW, W + c * ldw + s, ldw);        \
+            for (ptrdiff_t s = s1; s < kc; s++)                                         \
+                for (ptrdiff_t r = c; r < c + BP_TR_##SUF; r++) bp[s * NRW + r] = W[r * ldw + s]; \
+        }                                                                               \
+    }                                                                                   \
+    for (; c < nc; c++) {                                                               \
+        const T *row = W + c * ldw;                                                     \
+        for (ptrdiff_t s = 0; s < kc; s++) bp[s * NRW + c] = row[s];                    \
+    }                                                                                   \
+    if (nc < NRW)                                                                       \
+        for (ptrdiff_t s = 0; s < kc; s++)                                              \
+            for (c = nc; c < NRW; c++) bp[s * NRW + c] = (T)0;                          \
+}                                                                                       \
+                                                                                        \
+/* A tile's rows of a copied to its micro-panel: value s of row r (at a + r * ars +   \
+   s * ass) to ap[s * MR + r] for s < kc, zeros in the rows past mr. */              \
+static BP_INLINE void bp_pk_pack_rows_##SUF(T *ap, const T *a, ptrdiff_t ars,           \
+                                            ptrdiff_t ass, ptrdiff_t kc, int mr) {      \
+    for (ptrdiff_t s = 0; s < kc; s++)                                                  \
+        for (int r = 0; r < BP_PK_MR; r++)                                              \
+            ap[s * BP_PK_MR + r] = r < mr ? a[r * ars + s * ass] : (T)0;                \
+}                                                                                       \
+                                                                                        \
 /* C = A W^T for rows shorter than one vector (K < W: a first layer of few inputs,  \
    e.g. tabular data), where bp_dot's tiles would have no vector to run: an outer     \
    product over k instead, by bp_pk_tile from a transposed, zero-padded copy of a     \
@@ -656,14 +692,10 @@ static void bp_dot_short_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *
     T at[BP_W##SUF * BP_PK_MR];                                                         \
     for (ptrdiff_t j = 0; j < n; j += NRW) {                                            \
         const ptrdiff_t nc = n - j < NRW ? n - j : NRW;                                 \
-        for (ptrdiff_t k = 0; k < K; k++)                                               \
-            for (ptrdiff_t c = 0; c < NRW; c++)                                         \
-                wt[k * NRW + c] = c < nc ? W[(j + c) * ldw + k] : (T)0;                 \
+        bp_pk_pack_panel_t_##SUF(wt, W + j * ldw, ldw, K, nc);                          \
         for (ptrdiff_t i = 0; i < m; i += BP_PK_MR) {                                   \
             const int mr = m - i < BP_PK_MR ? (int)(m - i) : BP_PK_MR;                  \
-            for (ptrdiff_t k = 0; k < K; k++)                                           \
-                for (int r = 0; r < BP_PK_MR; r++)                                      \
-                    at[k * BP_PK_MR + r] = r < mr ? A[(i + r) * lda + k] : (T)0;        \
+            bp_pk_pack_rows_##SUF(at, A + i * lda, lda, 1, K, mr);                      \
             bp_pk_tile_##SUF(K, at, wt, C + i * ldc + j, ldc, 1, mr, nc, NULL, 0);      \
         }                                                                               \
     }                                                                                   \
@@ -705,33 +737,6 @@ static BP_INLINE void bp_pk_pack_panel_##SUF(T *bp, const T *B, ptrdiff_t ldb,  
     }                                                                                   \
 }                                                                                       \
                                                                                         \
-/* Columns j .. j + nc - 1 (nc <= NR vectors) of W^T's rows s0 .. s0 + kc - 1, i.e.  \
-   rows j.. of W read along k, copied to bp in the layout of bp_pk_pack_panel (NR     \
-   vectors per s, zeros past nc): the forward's panel of B = W^T, transposed while it \
-   is packed.  Each row of W is read contiguously; the writes go down a column of the \
-   panel, NR vectors apart, all in the 24-64 KiB panel (L1). */                       \
-static BP_INLINE void bp_pk_pack_panel_t_##SUF(T *bp, const T *W, ptrdiff_t ldw,        \
-                                               ptrdiff_t kc, ptrdiff_t nc) {            \
-    enum { NRW = BP_PK_NR * BP_W##SUF };                                                \
-    ptrdiff_t c = 0;                                                                    \
-    if (BP_TR_##SUF > 1) {  /* whole squares of BP_TR rows x BP_TR values of k */      \
-        const ptrdiff_t s1 = kc - kc % BP_TR_##SUF;                                     \
-        for (; c + BP_TR_##SUF <= nc; c += BP_TR_##SUF) {                               \
-            for (ptrdiff_t s = 0; s < s1; s += BP_TR_##SUF)                             \
-                bp_transpose_##SUF(bp + s * NRW + c, NRW, W + c * ldw + s, ldw);        \
-            for (ptrdiff_t s = s1; s < kc; s++)                                         \
-                for (ptrdiff_t r = c; r < c + BP_TR_##SUF; r++) bp[s * NRW + r] = W[r * ldw + s]; \
-        }                                                                               \
-    }                                                                                   \
-    for (; c < nc; c++) {                                                               \
-        const T *row = W + c * ldw;                                                     \
-        for (ptrdiff_t s = 0; s < kc; s++) bp[s * NRW + c] = row[s];                    \
-    }                                                                                   \
-    if (nc < NRW)                                                                       \
-        for (ptrdiff_t s = 0; s < kc; s++)                                              \
-            for (c = nc; c < NRW; c++) bp[s * NRW + c] = (T)0;                          \
-}                                                                                       \
-                                                                                        \
 /* bcast's sums with both operands packed, as BLIS does (with u: the optimizer step  \
    fused into the last block of s, see bp_pk_tile): per                               \
    block of BP_PK_KC bytes of s and block of BP_PK_MC rows, the rows' values of a are  \
@@ -753,14 +758,9 @@ static void bp_pk_run_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,  
         const ptrdiff_t kc = S - s0 < KC ? S - s0 : KC;                                 \
         for (ptrdiff_t i0 = 0; i0 < R; i0 += BP_PK_MC) {                                \
             const ptrdiff_t mc = R - i0 < BP_PK_MC ? R - i0 : BP_PK_MC;                 \
-            for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR) {                              \
-                T *dst = ap + i * kc;                                                   \
-                const int mr = mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR;            \
-                for (ptrdiff_t s = 0; s < kc; s++)                                      \
-                    for (int r = 0; r < BP_PK_MR; r++)                                  \
-                        dst[s * BP_PK_MR + r] =                                         \
-                            r < mr ? a[(i0 + i + r) * ars + (s0 + s) * ass] : (T)0;     \
-            }                                                                           \
+            for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR)                                \
+                bp_pk_pack_rows_##SUF(ap + i * kc, a + (i0 + i) * ars + s0 * ass, ars, ass, \
+                                      kc, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR); \
             for (ptrdiff_t j = 0; j < N; j += NRW) {                                    \
                 const ptrdiff_t nc = N - j < NRW ? N - j : NRW;                         \
                 if (bt)                                                                 \

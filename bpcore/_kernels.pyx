@@ -1189,9 +1189,10 @@ cdef void forward_rows(const LayoutC* net, const real* params, const real* X, co
 
     Each thread takes its share of the rows in blocks of ``chunk``, with its
     own ``chunk`` scratch rows of Z and A.  Every block's products take the form
-    chosen for all n rows (forward_packs), whatever a thread's share.  A block's rows of X are first copied
-    into the rows of A (a^0's place, as training gathers them) unless they are laid
-    out like those rows already; the products give the same sums either way.
+    chosen for all n rows (forward_packs), whatever a thread's share.  A block's
+    rows of X are first copied into the rows of A (a^0's place, as training gathers
+    them) unless they are laid out like those rows already; the products give the
+    same sums either way.
     """
     cdef int tid = bp_thread_num(), nt = bp_team_size()
     cdef Py_ssize_t i, i0, i1, b0, rows, k, L = net.n_layers, ld = net.units
