@@ -153,9 +153,10 @@ static inline long bp_reported_l2_bytes(void) {
 /* Examples from which the forward product takes the packed form (bp_dot_packs), 0 for
  * never.  Chosen where it was measured faster: the AVX2 build (two 256-bit FMA pipes,
  * where bp_dot's 3 x 3 tile loads 6 vectors per 9 FMAs, 3 of them from L2).  The
- * baseline's packed tile (4 x 2 vectors, no FMA) measured slower than its dot tile;
- * the AVX-512 build keeps bp_dot (4 x 4 tile, 8 loads per 16 FMAs) until it is
- * measured on an AVX-512 core (tools/gemm_bench.c, kinds o and t). */
+ * baseline's packed tile (4 x 2 vectors, no FMA) measured slower than its dot tile,
+ * and so did the AVX-512 build's on a Zen 4 core (512-bit FMAs at the 256-bit rate):
+ * there bp_dot's 4 x 4 tile (8 loads per 16 FMAs) was faster on L's forward shapes
+ * and as fast on XL's (tools/gemm_bench.c, kinds o and t; docs/performance.md). */
 #ifndef BP_FWD_PK_ROWS
 #if defined(__AVX2__) && !defined(__AVX512F__)
 #define BP_FWD_PK_ROWS 128
