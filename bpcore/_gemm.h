@@ -98,6 +98,16 @@ static inline void bp_set_l2_bytes(long bytes) {
     if (bytes >= 64 * 1024) bp_l2_bytes = (ptrdiff_t)bytes;
 }
 
+/* Asks for the lines of p[0 .. bytes) to be brought into L2 (not L1: they are read
+ * a whole step later).  The gather of a mini-batch's rows of X prefetches the rows of
+ * the next one this way: a shuffled epoch reads each row from DRAM or L3 at a
+ * random place, and the hardware prefetcher cannot guess the next row. */
+static inline void bp_prefetch_l2(const void *p, ptrdiff_t bytes) {
+    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
+    for (const char *end = (const char *)p + bytes; c < end; c += 64)
+        __builtin_prefetch(c, 0, 2);
+}
+
 /* The L2 size of the system's first CPU as the C library reports it, 0 if unknown. */
 static inline long bp_reported_l2_bytes(void) {
 #if defined(_SC_LEVEL2_CACHE_SIZE)
@@ -585,14 +595,18 @@ static BP_INLINE void bp_bcast_tile_##SUF(ptrdiff_t r0, int mr, ptrdiff_t s0,   
         }                                                                               \
         return;                                                                         \
     }                                                                                   \
-    BP_UNROLL for (int r = 0; r < mr; r++)  /* the velocity form, inlined */            \
+    /* The velocity form, inlined, from a copy of the step's constants: the compiler  \
+       then knows that storing a parameter changes none of them, and loads each once   \
+       per tile instead of once per vector. */                                         \
+    const bp_opt_##SUF uv = *u;                                                         \
+    BP_UNROLL for (int r = 0; r < mr; r++)                                              \
         BP_UNROLL for (int c = 0; c < BP_BC_NR; c++) {                                  \
             ptrdiff_t o = (r0 + r) * ldc + col[c];                                      \
             if (at[c] == col[c]) {                                                      \
-                bp_opt_vel_vstep_##SUF(u, o, acc[r][c]);                                \
+                bp_opt_vel_vstep_##SUF(&uv, o, acc[r][c]);                              \
             } else {  /* overlapping edge vector: its columns from at[c] on */          \
                 for (ptrdiff_t l = at[c] - col[c]; l < BP_W##SUF; l++)                  \
-                    bp_opt_vel_step_##SUF(u, o + l, acc[r][c][l]);                      \
+                    bp_opt_vel_step_##SUF(&uv, o + l, acc[r][c][l]);                    \
             }                                                                           \
         }                                                                               \
 }                                                                                       \

@@ -183,6 +183,7 @@ cdef extern from "_gemm.h" nogil:
     Py_ssize_t bp_l2_bytes
     void bp_set_l2_bytes(long bytes)
     long bp_reported_l2_bytes()
+    void bp_prefetch_l2(const void* p, Py_ssize_t bytes)
     bint bp_dot_packs_f(Py_ssize_t m, Py_ssize_t K, Py_ssize_t n)
     bint bp_dot_packs_d(Py_ssize_t m, Py_ssize_t K, Py_ssize_t n)
     void bp_forward_f(const float* A, Py_ssize_t lda, Py_ssize_t m, const float* W,
@@ -945,6 +946,16 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
             record_bias_norms(net, <const real*>grads, data.batch_size, data.bias_norms)
         for i in range(p.i0, p.i1):  # gather a^0 into the workspace
             memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
+        if ((p.i1 - p.i0) * n_in * <Py_ssize_t>sizeof(real) <= bp_l2_bytes // 8
+                and upd.n_params * <Py_ssize_t>sizeof(real) <= bp_l2_bytes // 2):
+            # The same rows of the next mini-batch, on their way to L2 while this one
+            # runs, when they and the parameters fit there beside each other (N1, N2):
+            # with the rows of a shuffled epoch at random places, the step would
+            # otherwise wait for each row from L3 or DRAM.  Larger networks stream W
+            # through L2 anyway, and the prefetched rows would only evict it.
+            for i in range(start + data.batch_size + p.i0,
+                           min(start + data.batch_size + p.i1, data.n)):
+                bp_prefetch_l2(X + example_at(data, i) * n_in, n_in * sizeof(real))
         if p.kind == GATHER:
             return
         row = p.i0 * ld
@@ -1473,6 +1484,8 @@ def gradient(Layout layout, const real[::1] params, real[::1] grads, const real[
     cdef Update upd
     upd.hyper = NULL
     upd.state = NULL
+    upd.n_params = layout.n_params
+    upd.steps = 0
     # phase 2 without an optimizer never writes params
     run_team(net, <void*>&params[0], &grads[0], &data, &upd, real is float, num_threads, None,
              None)

@@ -262,9 +262,12 @@ static inline void bp_opt_run_##SUF(const bp_opt_##SUF *u, ptrdiff_t o, const T 
                                     ptrdiff_t n) {                                      \
     ptrdiff_t i = 0;                                                                    \
     if (u->rule == BP_RULE_SGD_VELOCITY) {                                              \
+        /* from a copy of the constants, which no store to a parameter can change: the \
+           compiler loads each once, not once per vector */                            \
+        const bp_opt_##SUF uv = *u;                                                     \
         for (; i + BP_W##SUF <= n; i += BP_W##SUF)                                      \
-            bp_opt_vel_vstep_##SUF(u, o + i, bp_opt_vload_##SUF(g + i));                \
-        for (; i < n; i++) bp_opt_vel_step_##SUF(u, o + i, g[i]);                       \
+            bp_opt_vel_vstep_##SUF(&uv, o + i, bp_opt_vload_##SUF(g + i));              \
+        for (; i < n; i++) bp_opt_vel_step_##SUF(&uv, o + i, g[i]);                     \
         return;                                                                         \
     }                                                                                   \
     for (; i + BP_W##SUF <= n; i += BP_W##SUF)                                          \
