@@ -103,9 +103,14 @@ static inline void bp_set_l2_bytes(long bytes) {
  * the next one this way: a shuffled epoch reads each row from DRAM or L3 at a
  * random place, and the hardware prefetcher cannot guess the next row. */
 static inline void bp_prefetch_l2(const void *p, ptrdiff_t bytes) {
+#if defined(__GNUC__) || defined(__clang__)
     const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
     for (const char *end = (const char *)p + bytes; c < end; c += 64)
         __builtin_prefetch(c, 0, 2);
+#else  /* a hint only: other compilers skip it */
+    (void)p;
+    (void)bytes;
+#endif
 }
 
 /* The L2 size of the system's first CPU as the C library reports it, 0 if unknown. */
