@@ -96,6 +96,7 @@ cdef extern from "_sched.h" nogil:
         long long exclusions
         bp_member* member
     enum: BP_MAX_TEAM
+    enum: BP_TEAM_MEMORY
     long BP_NAP_NS
     long long BP_LOAD(long long* p)
     long long BP_LOAD_SC(long long* p)
@@ -126,6 +127,7 @@ cdef extern from "_sched.h" nogil:
     int bp_exclude_slow(bp_team* team, int nt, int waiter, int kind, long long need,
                         bp_ns wait_start, bp_ns now)
     void bp_end_exclusions(bp_team* team, int nt, int waiter, bp_ns now, bp_ns waited)
+    bp_ns bp_exclusion_length(bp_ns waited, bp_ns now, bp_ns last_end, bp_ns last_out)
 
 cdef extern from "Python.h":
     # Declared without an exception value: a KeyboardInterrupt it sets stays
@@ -230,6 +232,7 @@ cdef struct Data:
     bint interrupted          # set by thread 0 when a signal handler raised
     int slow_thread           # tests: this thread naps slow_ns before each piece (-1: none)
     long slow_ns
+    long long slow_pieces     # ... only before its first slow_pieces pieces (0: every one)
     int cut_for               # tests: cut the epoch for this many threads (0: the team)
     long long max_run         # tests: at most this many pieces per run (0: no limit)
     int layerwise             # tests: 0/1 force the cut (Schedule); -1: by the team size
@@ -246,6 +249,8 @@ cdef struct Update:
 
 #: Where the buffers given to the kernels should start (bytes): a cache line.
 BUFFER_ALIGNMENT = 64
+#: Values per thread in a ``team_memory`` array (speeds, exclusion end and length).
+TEAM_MEMORY = BP_TEAM_MEMORY
 
 
 cdef inline Py_ssize_t aligned(Py_ssize_t offset, Py_ssize_t line) noexcept:
@@ -1166,8 +1171,8 @@ cdef void run_minibatches(const LayoutC* net, real* params, real* grads, Data* d
             if excluded_any:
                 now = bp_now()
                 bp_end_exclusions(team, nt, tid, now, now - wait_start)
-        if tid == data.slow_thread:  # tests: a thread that loses its core holding a piece
-            bp_nap(data.slow_ns)
+        if tid == data.slow_thread and (data.slow_pieces == 0 or me.pieces < data.slow_pieces):
+            bp_nap(data.slow_ns)  # tests: a thread that loses its core holding a piece
         if timed:
             began = bp_now()
             do_piece(net, params, grads, data, upd, &p)
@@ -1325,6 +1330,7 @@ cdef int fill_data(Data* data, Layout layout, const real[:, ::1] X, const real[:
     data.interrupted = False
     data.slow_thread = -1
     data.slow_ns = 0
+    data.slow_pieces = 0
     data.cut_for = 0
     data.max_run = 0
     data.layerwise = -1
@@ -1361,8 +1367,8 @@ cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Upd
     if runs is not None and runs.shape[0] != num_threads:
         raise ValueError("runs needs num_threads entries")
     if team_memory is not None and (team_memory.shape[0] != num_threads
-                                    or team_memory.shape[1] != 3):
-        raise ValueError("team_memory needs num_threads rows of 3")
+                                    or team_memory.shape[1] != BP_TEAM_MEMORY):
+        raise ValueError(f"team_memory needs num_threads rows of {BP_TEAM_MEMORY}")
     cdef Schedule sched
     cdef bp_team team
     cdef int tid
@@ -1388,6 +1394,14 @@ cdef int run_team(const LayoutC* net, void* params, void* grads, Data* data, Upd
     return 0
 
 
+def _exclusion_length(long long waited, long long now, long long last_end,
+                      long long last_out):
+    """Test hook: how long (ns) a thread is excluded for a wait of ``waited`` ns that
+    ended at ``now``, its last exclusion having lasted ``last_out`` and ended at
+    ``last_end`` (0: none); the rule of _sched.h's bp_exclusion_length."""
+    return bp_exclusion_length(waited, now, last_end, last_out)
+
+
 def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] state,
                 Hyper hyper, const real[:, ::1] X, const real[:, ::1] Y,
                 const Py_ssize_t[::1] order, const real[::1] sample_weight,
@@ -1395,6 +1409,7 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
                 double[::1] costs, int num_threads, double[::1] bias_norms=None,
                 long long[::1] stats=None, double[:, ::1] team_memory=None,
                 long long[::1] runs=None, int _slow_thread=-1, double _slow_seconds=0.0,
+                long long _slow_pieces=0,
                 int _cut_for=0, long long _max_run=0, int _layerwise=-1):
     """One epoch of mini-batch training in place, one optimizer step per mini-batch.
 
@@ -1414,13 +1429,14 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
 
     ``stats``, if given (num_threads + 1 entries), receives the pieces each thread
     computed and, last, how many times a thread was excluded for holding the
-    others up (see _sched.h).  ``team_memory`` (num_threads x 3, or None) carries
-    the threads' speed estimates and exclusions from one call to the next.
+    others up (see _sched.h).  ``team_memory`` (num_threads x TEAM_MEMORY, or None)
+    carries the threads' speed estimates and exclusions from one call to the next.
     ``runs``, if given (num_threads entries), receives how many times each thread
     took work: a single piece, or a run of consecutive pieces that a lone thread
     merges into one (_sched.h), so that ``stats[t] - runs[t]`` pieces were merged.
-    Test hooks: ``_slow_thread`` naps ``_slow_seconds`` before each piece it takes,
-    a stand-in for a thread that loses its core; ``_cut_for`` cuts the epoch into
+    Test hooks: ``_slow_thread`` naps ``_slow_seconds`` before each piece it takes
+    (before its first ``_slow_pieces`` only, if that is not 0), a stand-in for a
+    thread that loses its core (once); ``_cut_for`` cuts the epoch into
     pieces for that many threads whatever the team; ``_max_run`` caps a run's pieces;
     ``_layerwise`` 0 or 1 forces the cut by blocks of examples or the layer-wise one
     (-1: layer-wise for more than one thread; see ``Schedule``).
@@ -1436,8 +1452,11 @@ def train_epoch(Layout layout, real[::1] params, real[::1] grads, real[:, ::1] s
     if fill_data(&data, layout, X, Y, order, sample_weight, batch_size, Z, A, D, costs,
                  num_threads):
         return
+    if not 0.0 <= _slow_seconds < 1.0 or _slow_pieces < 0:
+        raise ValueError("_slow_seconds must be in [0, 1) and _slow_pieces >= 0")
     data.slow_thread = _slow_thread
     data.slow_ns = <long>(_slow_seconds * 1e9)
+    data.slow_pieces = _slow_pieces
     if _cut_for < 0 or _cut_for > BP_MAX_TEAM:
         raise ValueError(f"_cut_for must be in 0..{BP_MAX_TEAM}, got {_cut_for}")
     if _max_run < 0:

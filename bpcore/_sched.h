@@ -16,12 +16,16 @@
  * finish everything else and then wait for it, for as long as the scheduler
  * keeps it off (a time slice, milliseconds, where a small network's step takes
  * tens of microseconds).  A waiter that has waited far longer than the held
- * piece should take (its own measured speed, times the piece's work, times 4)
- * *excludes* the holder: an excluded thread finishes the piece it holds but
- * takes no ticket until its exclusion ends, BP_EXCLUDE_FACTOR times as long as
- * the wait it caused.  A thread that keeps losing its core thus spends most of
- * the time out of the way, at a cost of one wait per exclusion; a thread that
- * lost its core once rejoins soon.
+ * piece should take (its own measured speed, times the piece's work, times 4,
+ * plus BP_SLACK_NS) *excludes* the holder: an excluded thread finishes the piece
+ * it holds but takes no ticket until its exclusion ends.  The first exclusion
+ * lasts BP_EXCLUDE_FIRST times the wait it caused; one that follows soon after
+ * the thread's last exclusion ended (within BP_REPEAT_WINDOW times that one's
+ * length) lasts twice as long as that one, up to BP_EXCLUDE_FACTOR times its own
+ * wait.  A thread that keeps losing its core (another process on it) thus soon
+ * spends most of the time out of the way, at a cost of one wait per exclusion,
+ * while one that lost it once (the host's hiccup of a virtual CPU, a page fault)
+ * is out for a few times that wait, not for tens of mini-batches.
  *
  * A thread running alone (every other member excluded, or holding no ticket for
  * BP_IDLE_NS: descheduled between pieces, or not started yet) would still work on
@@ -109,10 +113,18 @@ static inline int bp_cas_(long long *p, long long expected, long long desired) {
 
 /* The most threads a team may have (python/_threads.py caps num_threads at it). */
 #define BP_MAX_TEAM 1024
-/* An excluded thread stays out this many times as long as the wait it caused. */
+/* An exclusion lasts this many times the wait it caused, the first ... */
+#define BP_EXCLUDE_FIRST 2
+/* ... and, doubling with each one that follows within BP_REPEAT_WINDOW times the
+ * length of the one before, at most this many times. */
 #define BP_EXCLUDE_FACTOR 32
-/* A holder is flagged once the wait exceeds 4x the piece's expected time plus this. */
-#define BP_SLACK_NS 50000LL
+#define BP_REPEAT_WINDOW 4
+/* A holder is flagged once the wait exceeds 4x the piece's expected time plus this:
+ * more than the host's sub-millisecond hiccups of a virtual CPU, less than the
+ * scheduler's slice of a core shared with another process (milliseconds). */
+#define BP_SLACK_NS 250000LL
+/* What team memory keeps per thread (bp_team_init, bp_team_save). */
+#define BP_TEAM_MEMORY 4
 /* How long an excluded thread sleeps between looks at the team where it cannot
  * sleep until woken (or while the wait that excludes it still goes on). */
 #define BP_NAP_NS 50000L
@@ -153,6 +165,8 @@ typedef struct BP_ALIGNED_LINE {
     bp_ns since;               /* when it took that ticket */
     long long work;            /* that piece's work (multiply-adds), for the waiter's estimate */
     bp_ns excluded_until;      /* takes no ticket before this time */
+    bp_ns last_end;            /* when its exclusion before the current one ended (0: none) */
+    bp_ns last_out;            /* how long its last exclusion lasted (0: none yet) */
     double ns_per_work[2];     /* its own recent speed per phase kind (0 = not measured) */
     bp_ns released;            /* when it last gave up a ticket (or the call started) */
     long long pieces;          /* pieces it completed in this call */
@@ -173,9 +187,10 @@ typedef struct {
     bp_member member[BP_MAX_TEAM];
 } bp_team;
 
-/* A new team for one call; `memory` (3 doubles per thread, or NULL) carries each
- * thread's speed estimates and exclusion from the network's previous call, so that
- * a thread the host keeps slow is not given a fresh chance every epoch. */
+/* A new team for one call; `memory` (BP_TEAM_MEMORY doubles per thread, or NULL)
+ * carries each thread's speed estimates, the end of its exclusion and that
+ * exclusion's length from the network's previous call, so that a thread the host
+ * keeps slow is not given a fresh chance every epoch. */
 static inline void bp_team_init(bp_team *team, int nt, const double *memory) {
     bp_ns now = bp_now();
     team->next = 0;
@@ -189,9 +204,12 @@ static inline void bp_team_init(bp_team *team, int nt, const double *memory) {
         team->member[t].ticket = -1;
         team->member[t].since = 0;
         team->member[t].work = 0;
-        team->member[t].ns_per_work[0] = memory ? memory[3 * t] : 0;
-        team->member[t].ns_per_work[1] = memory ? memory[3 * t + 1] : 0;
-        team->member[t].excluded_until = memory ? (bp_ns)memory[3 * t + 2] : 0;
+        const double *mem = memory ? memory + BP_TEAM_MEMORY * t : NULL;
+        team->member[t].ns_per_work[0] = mem ? mem[0] : 0;
+        team->member[t].ns_per_work[1] = mem ? mem[1] : 0;
+        team->member[t].excluded_until = mem ? (bp_ns)mem[2] : 0;
+        team->member[t].last_end = 0;
+        team->member[t].last_out = mem ? (bp_ns)mem[3] : 0;
         team->member[t].released = now;
         team->member[t].pieces = 0;
         team->member[t].runs = 0;
@@ -202,9 +220,11 @@ static inline void bp_team_init(bp_team *team, int nt, const double *memory) {
 static inline void bp_team_save(const bp_team *team, int nt, double *memory) {
     for (int t = 0; t < nt; t++) {
         bp_ns until = team->member[t].excluded_until;
-        memory[3 * t] = team->member[t].ns_per_work[0];
-        memory[3 * t + 1] = team->member[t].ns_per_work[1];
-        memory[3 * t + 2] = (double)(until == BP_FURTHER_NOTICE ? 0 : until);
+        double *mem = memory + BP_TEAM_MEMORY * t;
+        mem[0] = team->member[t].ns_per_work[0];
+        mem[1] = team->member[t].ns_per_work[1];
+        mem[2] = (double)(until == BP_FURTHER_NOTICE ? 0 : until);
+        mem[3] = (double)team->member[t].last_out;
     }
 }
 
@@ -364,8 +384,10 @@ static inline int bp_exclude_slow(bp_team *team, int nt, int waiter, int kind,
         bp_ns since = BP_LOAD_RELAXED(&m->since);
         bp_ns from = since > wait_start ? since : wait_start;
         bp_ns expect = (bp_ns)(4.0 * speed * (double)BP_LOAD_RELAXED(&m->work)) + BP_SLACK_NS;
-        if (now - from > expect && BP_LOAD_RELAXED(&m->excluded_until) != BP_FURTHER_NOTICE) {
+        bp_ns until = BP_LOAD_RELAXED(&m->excluded_until);
+        if (now - from > expect && until != BP_FURTHER_NOTICE) {
             /* bp_end_exclusions sets the real end once the wait is over */
+            m->last_end = until;  /* its last exclusion's end (0 or past: not excluded) */
             BP_STORE(&m->excluded_until, BP_FURTHER_NOTICE);
             team->exclusions++;  /* statistics only: a lost increment does no harm */
             any = 1;
@@ -374,16 +396,31 @@ static inline int bp_exclude_slow(bp_team *team, int nt, int waiter, int kind,
     return any;
 }
 
-/* The wait of `waiter` is over after `waited` ns: the holders excluded during it
- * stay out BP_EXCLUDE_FACTOR times as long (at most one second). */
+/* How long a holder whose last exclusion lasted `last_out` and ended at `last_end`
+ * (0: none) stays out for a wait of `waited` ns that ended at `now`: BP_EXCLUDE_FIRST
+ * times the wait; twice the last exclusion if this one follows it within
+ * BP_REPEAT_WINDOW times its length, between those bounds and BP_EXCLUDE_FACTOR
+ * times the wait; at most one second. */
+static inline bp_ns bp_exclusion_length(bp_ns waited, bp_ns now, bp_ns last_end,
+                                        bp_ns last_out) {
+    bp_ns out = waited * BP_EXCLUDE_FIRST;
+    if (last_out > 0 && last_end > 0 && now - last_end < BP_REPEAT_WINDOW * last_out) {
+        bp_ns most = waited * BP_EXCLUDE_FACTOR;
+        out = 2 * last_out < out ? out : 2 * last_out > most ? most : 2 * last_out;
+    }
+    return out > 1000000000LL ? 1000000000LL : out;
+}
+
+/* The wait of `waiter` is over after `waited` ns: the end of the holders' exclusions
+ * that it caused (bp_exclusion_length). */
 static inline void bp_end_exclusions(bp_team *team, int nt, int waiter, bp_ns now, bp_ns waited) {
-    bp_ns out = waited * BP_EXCLUDE_FACTOR;
-    if (out > 1000000000LL)
-        out = 1000000000LL;
     for (int h = 0; h < nt; h++) {
         bp_member *m = &team->member[h];
-        if (h != waiter && BP_LOAD_RELAXED(&m->excluded_until) == BP_FURTHER_NOTICE)
+        if (h != waiter && BP_LOAD_RELAXED(&m->excluded_until) == BP_FURTHER_NOTICE) {
+            bp_ns out = bp_exclusion_length(waited, now, m->last_end, m->last_out);
+            m->last_out = out;
             BP_STORE(&m->excluded_until, now + out);
+        }
     }
 }
 

@@ -294,7 +294,7 @@ class Network(BaseNetwork):
         """What the kernels keep of each thread between epochs: its speed estimates and
         whether it is excluded for holding the others up (bpcore/_sched.h)."""
         if self._team_memory is None or self._team_memory.shape[0] != threads:
-            self._team_memory = np.zeros((threads, 3))
+            self._team_memory = np.zeros((threads, _kernels.TEAM_MEMORY))
         return self._team_memory
 
     def _train_epoch(self, X, Y, order, batch_size, optimizer, factors, workspace,

@@ -112,9 +112,10 @@ def test_a_slow_thread_is_left_out_and_changes_no_bit(slow):
     assert np.array_equal(alone, slowed)
     pieces = stats[:2]
     # Without exclusion it would do about half of the 2,000 pieces, each nap a wait
-    # of the other thread (seconds in all); once excluded it stays out 32x as long
-    # as the wait it caused, so over this epoch it takes a few pieces at most
-    # (none if the other thread took them all before it started).
+    # of the other thread (seconds in all); once excluded it stays out at least
+    # twice as long as the wait it caused, longer each time it comes back and holds
+    # the others up again, so over this epoch (a few ms without it) it takes a few
+    # pieces at most (none if the other thread took them all before it started).
     assert pieces[slow] <= 4, f"the slow thread took {pieces[slow]} of {pieces.sum()} pieces"
     assert stats[-1] >= 1 or pieces[slow] == 0, "the slow thread worked but was never excluded"
     assert pieces.sum() == _epoch(2)[1][:2].sum() == 80 * _pieces_per_batch(BATCH)
@@ -165,7 +166,7 @@ def test_an_exclusion_lasts_into_the_next_call_through_team_memory():
     X, Y = _setup()
     net = bpcore.Network(SIZES, activations=["tanh", "relu", "sigmoid"], seed=3)
     workspace = net._fit_workspace(BATCH)
-    memory = np.zeros((2, 3))
+    memory = np.zeros((2, kernels.TEAM_MEMORY))
     optimizer = SGD(0.1)
 
     def epoch(**slow):
@@ -176,11 +177,53 @@ def test_an_exclusion_lasts_into_the_next_call_through_team_memory():
     if first[1] == 0:
         pytest.skip("thread 1 started after thread 0 had taken every piece")  # pragma: no cover
     assert first[-1] >= 1
-    # Excluded for 32 x its ~20 ms wait: the next call (a few ms) runs without it,
-    # where a fresh team would have given it about half of the pieces.
+    # Excluded for at least twice its ~20 ms wait: the next call (a few ms) runs
+    # without it, where a fresh team would have given it about half of the pieces.
     second = epoch()
     assert second[1] == 0 and second[0] == first[:2].sum()
-    assert memory[1, 2] > 0 and memory[0, :2].min() > 0  # exclusion end and speeds kept
+    # exclusion end and length, and the speeds, kept
+    assert memory[1, 2] > 0 and memory[1, 3] >= 2 * 0.02e9 and memory[0, :2].min() > 0
+
+
+MS = 1_000_000  # nanoseconds
+
+
+@pytest.mark.parametrize("waited, since_last_end, last_out, expected", [
+    (10 * MS, None, 0, 20 * MS),            # a first exclusion: twice the wait
+    (10 * MS, 5 * MS, 20 * MS, 40 * MS),    # soon after the last one: twice that one
+    (10 * MS, 5 * MS, 200 * MS, 320 * MS),  # ... at most 32 times its own wait
+    (10 * MS, 79 * MS, 20 * MS, 40 * MS),   # "soon": within 4 times the last one's length
+    (10 * MS, 80 * MS, 20 * MS, 20 * MS),   # later: a fresh start
+    (10 * MS, 1 * MS, 4 * MS, 20 * MS),     # never shorter than twice the wait
+    (50 * MS, 1 * MS, 900 * MS, 1000 * MS), # and never over a second
+])
+def test_an_exclusion_grows_while_the_thread_keeps_holding_the_others_up(
+        waited, since_last_end, last_out, expected):
+    """The rule of _sched.h: a thread the host deschedules once (a hiccup of a virtual
+    CPU) is out for a few times the wait it caused; one that holds the others up again
+    soon after it rejoined (another process on its core) is out twice as long each
+    time, up to 32 times the wait, so that it soon spends nearly all its time out."""
+    now = 10_000 * MS
+    last_end = 0 if since_last_end is None else now - since_last_end
+    assert kernels._exclusion_length(waited, now, last_end, last_out) == expected
+
+
+@needs_openmp
+def test_a_thread_that_stalled_once_rejoins_within_the_epoch():
+    """One 20 ms stall (the stand-in naps before its first piece only) excludes the
+    thread once, for about twice that wait; the epoch (~0.2-0.5 s) then has it back
+    for most of its pieces.  Excluded for 32 x the wait (the rule before), it would
+    have sat out ~0.6 s, a whole epoch of this network."""
+    sizes, n = [256, 256, 256, 10], 16384
+    rng = np.random.default_rng(0)
+    X = rng.random((n, sizes[0]))
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)]
+    net = bpcore.Network(sizes, activations=["tanh", "relu", "sigmoid"], seed=3)
+    stats, _ = _kernel_epoch(net, SGD(0.1), X, Y, None, 2, net._fit_workspace(BATCH),
+                             _slow_thread=1, _slow_seconds=0.02, _slow_pieces=1)
+    pieces, exclusions = stats[:2], stats[2]
+    assert exclusions >= 1, "the stall held thread 0 up but was never noticed"
+    assert pieces[1] >= 0.2 * pieces.sum(), f"thread 1 rejoined for {pieces[1]} of {pieces.sum()}"
 
 
 def _masks():
@@ -248,7 +291,7 @@ def test_a_team_of_one_ignores_a_remembered_exclusion():
     are those of the same epoch without the memory."""
     X, Y = _setup()
     results = []
-    for memory in (None, np.array([[0.0, 0.0, 4e18]])):  # excluded "until" far ahead
+    for memory in (None, np.array([[0.0, 0.0, 4e18, 1e9]])):  # excluded "until" far ahead
         net = bpcore.Network(SIZES, activations=["tanh", "relu", "sigmoid"], seed=3)
         workspace = net._fit_workspace(BATCH)
         done = []
