@@ -874,6 +874,10 @@ cdef void record_bias_norms(const LayoutC* net, const real* grads, Py_ssize_t m,
 
 #: How often a training epoch checks for Ctrl-C and other signals.
 cdef double POLL_SECONDS = 0.05
+#: How many rows ahead of the one it copies a gather asks for the next (do_piece):
+#: one or two rows ahead halved the time per row of a 256-row gather from DRAM, more
+#: gained less (docs/performance.md).
+cdef Py_ssize_t GATHER_AHEAD = 2
 
 
 cdef int raise_pending() except -1:
@@ -935,6 +939,7 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
     with an optimizer, its step)."""
     cdef Py_ssize_t L = net.n_layers, n_in = net.sizes[0], n_out = net.sizes[L]
     cdef Py_ssize_t ld = net.units, i, j, row, l, j0, j1, start = p.batch * data.batch_size
+    cdef bint ahead
     cdef Py_ssize_t m = min(data.batch_size, data.n - start)
     cdef const real* X = <const real*>data.X
     cdef const real* Y = <const real*>data.Y
@@ -949,15 +954,21 @@ cdef void do_piece(const LayoutC* net, real* params, real* grads, const Data* da
             # grads still holds mini-batch b - 1's bias sums: all of its phase 2 is
             # complete, and mini-batch b's phase 2 waits for this piece
             record_bias_norms(net, <const real*>grads, data.batch_size, data.bias_norms)
+        # The rows of a shuffled epoch lie at random places in L3 or DRAM, where the
+        # hardware prefetcher cannot follow.  When they and the parameters fit in L2
+        # beside each other (N1, N2), the same rows of the next mini-batch are asked
+        # for now, on their way while this one runs.  Otherwise (larger networks
+        # stream W through L2 anyway, and the prefetched rows would only evict it) the
+        # gather asks for the row GATHER_AHEAD after the one it copies, so that a few
+        # rows are in flight at once rather than one.
+        ahead = ((p.i1 - p.i0) * n_in * <Py_ssize_t>sizeof(real) <= bp_l2_bytes // 8
+                 and upd.n_params * <Py_ssize_t>sizeof(real) <= bp_l2_bytes // 2)
         for i in range(p.i0, p.i1):  # gather a^0 into the workspace
+            if not ahead and i + GATHER_AHEAD < p.i1:
+                bp_prefetch_l2(X + example_at(data, start + i + GATHER_AHEAD) * n_in,
+                               n_in * sizeof(real))
             memcpy(A + i * ld, X + example_at(data, start + i) * n_in, n_in * sizeof(real))
-        if ((p.i1 - p.i0) * n_in * <Py_ssize_t>sizeof(real) <= bp_l2_bytes // 8
-                and upd.n_params * <Py_ssize_t>sizeof(real) <= bp_l2_bytes // 2):
-            # The same rows of the next mini-batch, on their way to L2 while this one
-            # runs, when they and the parameters fit there beside each other (N1, N2):
-            # with the rows of a shuffled epoch at random places, the step would
-            # otherwise wait for each row from L3 or DRAM.  Larger networks stream W
-            # through L2 anyway, and the prefetched rows would only evict it.
+        if ahead:
             for i in range(start + data.batch_size + p.i0,
                            min(start + data.batch_size + p.i1, data.n)):
                 bp_prefetch_l2(X + example_at(data, i) * n_in, n_in * sizeof(real))
