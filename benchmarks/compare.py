@@ -39,8 +39,8 @@ import statistics
 import sys
 import time
 
-from configs import (ACTIVATION_CONFIGS, CONFIGS, REFERENCE_CONFIGS, flop_per_sample,
-                     get_configs, true_flop_per_sample)
+from configs import (ACTIVATION_CONFIGS, CONFIGS, REFERENCE_CONFIGS, SHAPE_CONFIGS,
+                     flop_per_sample, get_configs, true_flop_per_sample)
 from peers import FORCED_KERNEL_VARS, NEEDS, PEERS, run_cell, timed_env, usable_cpus
 from roof import cpu_flags, cpu_model, fma_roof
 
@@ -56,7 +56,9 @@ def parse_args(argv=None):
                     "reference, every cell in its own process.")
     parser.add_argument("--configs", default=",".join(c.name for c in CONFIGS),
                         help="comma-separated config names (default: %(default)s; also "
-                        + ", ".join(c.name for c in ACTIVATION_CONFIGS) + ")")
+                        "the activations " + ", ".join(c.name for c in ACTIVATION_CONFIGS)
+                        + " and the other shapes "
+                        + ", ".join(c.name for c in SHAPE_CONFIGS) + ")")
     parser.add_argument("--threads", default="1,2",
                         help="comma-separated thread counts (default: %(default)s)")
     parser.add_argument("--peers", default=",".join(PEERS),
@@ -133,7 +135,6 @@ def cells(args, peers):
 
 def summarise(results, roof):
     """Per (config, peer, threads): best and median samples/s, GFLOP/s, % of the roof."""
-    by_config = {c.name: c for c in CONFIGS + ACTIVATION_CONFIGS}
     table = {}
     for r in results:
         for peer, times in ((r["peer"], r["times"]), ("bpcore-epoch", r.get("epoch_times"))):
@@ -143,7 +144,7 @@ def summarise(results, roof):
             entry = table.setdefault(key, {"n_samples": r["n_samples"], "times": []})
             entry["times"] += times
     for (name, peer, threads), entry in table.items():
-        config = by_config[name]
+        config = get_configs([name])[0]
         best = entry["n_samples"] / min(entry["times"])
         median = entry["n_samples"] / statistics.median(entry["times"])
         entry.update(best=best, median=median,

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import contextlib
 
-from bpcore.bench import (ACTIVATION_CONFIGS, CONFIGS, REFERENCE_CONFIGS, Config,
+from bpcore.bench import (ACTIVATION_CONFIGS, CONFIGS, REFERENCE_CONFIGS, SHAPE_CONFIGS, Config,
                           flop_per_sample, get_configs, true_flop_per_sample)
 
-__all__ = ["ACTIVATION_CONFIGS", "CAN_LIMIT_BLAS", "CONFIGS", "REFERENCE_CONFIGS", "Config",
-           "blas_threads", "flop_per_sample", "get_configs", "true_flop_per_sample"]
+__all__ = ["ACTIVATION_CONFIGS", "CAN_LIMIT_BLAS", "CONFIGS", "REFERENCE_CONFIGS", "SHAPE_CONFIGS",
+           "Config", "blas_threads", "flop_per_sample", "get_configs", "true_flop_per_sample"]
 
 try:
     from threadpoolctl import threadpool_limits

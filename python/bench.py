@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ACTIVATION_CONFIGS", "Config", "CONFIGS", "REFERENCE_CONFIGS", "flop_per_sample", "get_configs",
-           "true_flop_per_sample"]
+__all__ = ["ACTIVATION_CONFIGS", "Config", "CONFIGS", "REFERENCE_CONFIGS", "SHAPE_CONFIGS",
+           "flop_per_sample", "get_configs", "true_flop_per_sample"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,29 @@ ACTIVATION_CONFIGS = tuple(
     for base, lr in ((CONFIGS[2], 0.5), (CONFIGS[3], 0.01))
     for act in ("tanh", "leaky_relu", "identity"))
 
+#: Other shapes, for ``--configs``: the six configs are samples, and bpcore's standing
+#: must hold beyond them (not in the default sweep).  Few inputs (tabular data), a
+#: wide hidden layer, sizes that are no multiple of a vector, pure SGD (batches of
+#: one), CIFAR-sized inputs, N2 with large batches, a one-output regression, M in
+#: float64.
+SHAPE_CONFIGS = (
+    Config("tab-f32", (20, 64, 64, 2), ("relu", "relu", "softmax"), "log_likelihood", 32,
+           "float32", 0.05),
+    Config("W512-f32", (784, 512, 10), ("relu", "softmax"), "log_likelihood", 128,
+           "float32", 0.05),
+    Config("odd-f32", (100, 1000, 1000, 100), ("tanh", "tanh", "softmax"), "log_likelihood",
+           100, "float32", 0.01, n_samples=8_192),
+    Config("N1-b1-f64", (784, 30, 10), ("sigmoid", "sigmoid"), "quadratic", 1, "float64",
+           0.5, n_samples=5_000),
+    Config("C-f32", (3072, 512, 512, 10), ("relu", "relu", "softmax"), "log_likelihood", 64,
+           "float32", 0.01, n_samples=8_192),
+    Config("N2-b256-f32", (784, 100, 10), ("sigmoid", "sigmoid"), "quadratic", 256,
+           "float32", 3.0),
+    Config("R1-f32", (64, 32, 1), ("tanh", "identity"), "quadratic", 16, "float32", 0.01),
+    Config("M-f64", (784, 256, 128, 10), ("relu", "relu", "softmax"), "log_likelihood", 64,
+           "float64", 0.1),
+)
+
 #: Configs small enough to time the pure-Python reference on.
 REFERENCE_CONFIGS = ("N1-f64", "N1-f32", "N2-f32", "M-f32")
 
@@ -86,7 +109,7 @@ def get_configs(names=None):
     """The configs called ``names`` (all if None), in the order given."""
     if names is None:
         return list(CONFIGS)
-    by_name = {c.name: c for c in CONFIGS + ACTIVATION_CONFIGS}
+    by_name = {c.name: c for c in CONFIGS + ACTIVATION_CONFIGS + SHAPE_CONFIGS}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(f"unknown config(s) {unknown}; choose from {list(by_name)}")
