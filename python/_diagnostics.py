@@ -211,7 +211,9 @@ class ProgressCheck:
         L = net.n_layers
         with np.errstate(all="ignore"):
             for l, (w, b, act) in enumerate(zip(net.weights, net.biases, net.activations), 1):
-                z = a @ np.asarray(w, dtype=np.float64).T + b
+                # einsum, not BLAS: NumPy's OpenBLAS pool would spin on the cores
+                # the rest of fit trains on (docs/threads-and-dtype.md)
+                z = np.einsum("ij,kj->ik", a, np.asarray(w, dtype=np.float64)) + b
                 if act == "softmax":
                     e = np.exp(z - z.max(axis=1, keepdims=True))
                     a = e / e.sum(axis=1, keepdims=True)

@@ -268,7 +268,10 @@ class _BPEstimator(BaseEstimator):
         run, or its validation score with early stopping (computed once per epoch)."""
         ctx = self._context
         if ctx["epoch"] != history.epochs:
-            W2 = sum(float(np.dot(w.ravel(), w.ravel())) for w in self.network_.weights)
+            # einsum, not np.dot: a BLAS call would leave NumPy's OpenBLAS pool spinning
+            # on the cores of the next epoch (docs/threads-and-dtype.md)
+            W2 = sum(float(np.einsum("i,i->", w.ravel(), w.ravel(), dtype=np.float64))
+                     for w in self.network_.weights)
             penalty = 0.5 * ctx["alpha"] * W2 * ctx["n_batches"] / (ctx["n"] * ctx["w_mean"])
             ctx["loss"] = history.train_cost[-1] / ctx["scale"] + penalty
             if ctx["validation"] is not None:
