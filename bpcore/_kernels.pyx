@@ -178,6 +178,9 @@ cdef extern from "_codes.h":
 
 cdef extern from "_gemm.h" nogil:
     enum: BP_BC_SC
+    enum: BP_BC_NR
+    enum: BP_Wf
+    enum: BP_Wd
     bint bp_pk_fuses_step_f(Py_ssize_t S, Py_ssize_t N)
     bint bp_pk_fuses_step_d(Py_ssize_t S, Py_ssize_t N)
     const char* bp_isa
@@ -589,12 +592,23 @@ cdef inline Py_ssize_t unit_pieces(Py_ssize_t units, int nt) noexcept nogil:
     return max(1, min(<Py_ssize_t>(2 * nt), units // 16))
 
 
-cdef inline Py_ssize_t unit_bound(Py_ssize_t units, Py_ssize_t pieces, Py_ssize_t r) noexcept nogil:
+cdef inline Py_ssize_t delta_pieces(Py_ssize_t units, int nt, Py_ssize_t grain) noexcept nogil:
+    """Pieces of a layer's units in a phase of delta^(l-1): as unit_pieces, but at least
+    ``grain`` units each (Schedule.delta_grain: a whole column panel of the delta
+    product's register tile).  That tile computes a whole panel whatever the piece's
+    width, an edge panel overlapping the one before it, so a piece one vector wide
+    computed its vector BP_BC_NR times over."""
+    return max(1, min(<Py_ssize_t>(2 * nt), units // grain))
+
+
+cdef inline Py_ssize_t unit_bound(Py_ssize_t units, Py_ssize_t pieces, Py_ssize_t r,
+                                  Py_ssize_t grain=16) noexcept nogil:
     """First unit of piece r of a layer cut into ``pieces`` (units for r = pieces):
-    as even as multiples of 16 allow (whole vectors of the tiles and activations)."""
+    as even as multiples of ``grain`` allow (whole vectors of the tiles and
+    activations, 16 units: a whole cache line of either dtype)."""
     if r >= pieces:
         return units
-    return min(units, (r * units // pieces + 8) // 16 * 16)
+    return min(units, (r * units // pieces + grain // 2) // grain * grain)
 
 
 cdef struct Schedule:
@@ -604,7 +618,7 @@ cdef struct Schedule:
     # layers in order).  Layer-wise: per mini-batch, the gather (blocks of
     # examples), z^l for l = 1..L (pieces of the layer's units, all examples), the
     # output error (blocks of examples), delta^(l-1) for l = L..2 (pieces of the
-    # units of layer l - 1), then the rows of W^l in the same pieces as the units of
+    # units of layer l - 1, ``delta_pieces``), then the rows of W^l in the same pieces as the units of
     # layer l (``unit_pieces``), ordered by home range.  Only the last mini-batch
     # may be smaller.
     bint layerwise
@@ -616,12 +630,28 @@ cdef struct Schedule:
     Py_ssize_t rows1_last     # the same for the last mini-batch
     Py_ssize_t pieces1_last
     Py_ssize_t pieces2        # phase-2 pieces of any mini-batch
+    Py_ssize_t delta_grain    # units per piece of delta^l at least, and their multiple
     long long total           # tickets of the epoch
     int nt                    # the team size the pieces were cut for
 
 
+cdef inline Py_ssize_t delta_grain(Py_ssize_t lanes) noexcept nogil:
+    """The units of one column panel of the delta product's tile (BP_BC_NR vectors of
+    ``lanes``), rounded up to a multiple of 16 (unit_bound's cache lines)."""
+    cdef Py_ssize_t panel = BP_BC_NR * lanes, grain = panel
+    while grain % 16 != 0:
+        grain += panel
+    return grain
+
+
+#: The least units of a piece of delta^l (and their multiple) in a layer-wise cut, by
+#: dtype: this build's column panel of the delta product's tile (delta_grain).
+DELTA_GRAIN = {"float32": delta_grain(BP_Wf), "float64": delta_grain(BP_Wd)}
+
+
 cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size, int nt,
-                        bint layerwise, Schedule* s) noexcept nogil:
+                        bint layerwise, Py_ssize_t grain, Schedule* s) noexcept nogil:
+    """The pieces of an epoch (Schedule); ``grain``: Schedule.delta_grain."""
     cdef Py_ssize_t m = min(batch_size, n), last, l, per
     s.batches = (n + m - 1) // m
     last = n - (s.batches - 1) * m
@@ -631,13 +661,14 @@ cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size,
     s.pieces1_last = (last + s.rows1_last - 1) // s.rows1_last
     s.pieces2 = 0
     s.columns = 0
+    s.delta_grain = grain
     for l in range(1, net.n_layers + 1):
         if layerwise:
             per = unit_pieces(net.sizes[l], nt)
             s.pieces2 += per  # rows of W^l
             s.columns += per  # z^l
             if l < net.n_layers:
-                s.columns += per  # delta^l
+                s.columns += delta_pieces(net.sizes[l], nt, grain)  # delta^l
         else:
             per = row_chunk(net.sizes[l], nt)
             s.pieces2 += (net.sizes[l] + per - 1) // per
@@ -707,13 +738,15 @@ cdef inline void examples_piece(Piece* p, int kind, Py_ssize_t r, Py_ssize_t row
 
 
 cdef inline void units_piece(Piece* p, int kind, Py_ssize_t l, Py_ssize_t size, Py_ssize_t r,
-                             Py_ssize_t count, Py_ssize_t inner, Py_ssize_t m) noexcept nogil:
-    """Units (or rows) of piece r of ``count`` of a layer of ``size`` of layer l, and
-    their work: m examples times ``inner`` multiply-adds per unit."""
+                             Py_ssize_t count, Py_ssize_t inner, Py_ssize_t m,
+                             Py_ssize_t grain=16) noexcept nogil:
+    """Units (or rows) of piece r of ``count`` of a layer of ``size`` of layer l, in
+    multiples of ``grain`` (unit_bound), and their work: m examples times ``inner``
+    multiply-adds per unit."""
     p.kind = kind
     p.l = p.l1 = l
-    p.j0 = unit_bound(size, count, r)
-    p.j1 = unit_bound(size, count, r + 1)
+    p.j0 = unit_bound(size, count, r, grain)
+    p.j1 = unit_bound(size, count, r + 1, grain)
     p.work = (p.j1 - p.j0) * inner * m
 
 
@@ -763,9 +796,9 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
         q += pieces1
         for l in range(net.n_layers, 1, -1):  # delta^(l-1) from delta^l
             size = net.sizes[l - 1]
-            count = unit_pieces(size, s.nt)
+            count = delta_pieces(size, s.nt, s.delta_grain)
             if r < count:
-                units_piece(p, DELTA, l, size, r, count, net.sizes[l], m)
+                units_piece(p, DELTA, l, size, r, count, net.sizes[l], m, s.delta_grain)
                 p.wait_kind = 0 if l == net.n_layers else 1
                 p.need = q
                 p.end = q + count
@@ -1038,7 +1071,8 @@ cdef void run_epoch(const LayoutC* net, real* params, real* grads, Data* data, U
     if bp_thread_num() == 0:
         nt = max(bp_team_size(), data.cut_for)
         make_schedule(net, data.n, data.batch_size, nt,
-                      nt > 1 if data.layerwise < 0 else data.layerwise == 1, s)
+                      nt > 1 if data.layerwise < 0 else data.layerwise == 1,
+                      delta_grain(BP_Wf if real is float else BP_Wd), s)
         for h in range(nt):  # the owners of home pieces, more than the team for _cut_for
             team.member[h].claimed = 0
         bp_pin_plan(team, bp_team_size(), data.pin)

@@ -79,6 +79,12 @@ def _same_bits(a, b):
 @settings(max_examples=60, deadline=None)
 @example(([1, 1, 1, 1, 17], ["sigmoid", "identity", "identity", "identity"], "quadratic",
           "float32", 5, 1, False, False, 1))  # diverges: NaNs, alike on every cut
+# layers wide enough for several pieces of delta^l of a whole tile panel each
+# (kernels.DELTA_GRAIN), one of them with a ragged edge panel
+@example(([30, 200, 130, 10], ["relu", "tanh", "softmax"], "log_likelihood", "float32",
+          100, 33, False, False, 2))
+@example(([30, 200, 130, 10], ["tanh", "leaky_relu", "softmax"], "log_likelihood", "float64",
+          100, 33, True, True, 3))
 @given(problems())
 def test_the_layer_wise_cut_computes_what_the_block_cut_does(problem):
     params, costs = _train(problem, 1)  # one thread: one block per mini-batch

@@ -40,15 +40,18 @@ def _setup(dtype="float64", n=2560):
     return X, Y
 
 
-def _pieces_per_batch(m, nt=2):
+def _pieces_per_batch(m, nt=2, dtype="float64"):
     """Pieces of one mini-batch of m examples in the layer-wise cut for nt threads
     (bpcore/_kernels.pyx, ``Schedule``): blocks of examples (two per thread, a
     multiple of 4 rows) for the gather and the output error; two pieces of units per
-    thread (at least 16 units each) for each z^l, delta^l (l < L) and rows of W^l."""
+    thread (at least 16 units each) for each z^l and rows of W^l, and for each
+    delta^l (l < L) at least a column panel of the delta product's tile each."""
     rows = max(4, -(-(-(-m // (2 * nt))) // 4) * 4)
     blocks = -(-m // rows)
     units = [max(1, min(2 * nt, n // 16)) for n in SIZES[1:]]
-    return 2 * blocks + sum(units) + sum(units[:-1]) + sum(units)
+    grain = kernels.DELTA_GRAIN[dtype]
+    deltas = [max(1, min(2 * nt, n // grain)) for n in SIZES[1:-1]]
+    return 2 * blocks + sum(units) + sum(deltas) + sum(units)
 
 
 def _lone_runs_per_batch(nt=2):
@@ -141,9 +144,9 @@ def test_a_thread_left_alone_runs_merged_pieces_and_changes_no_bit(dtype):
     alone, _, _ = _epoch(1, dtype=dtype, n=2531)
     slowed, stats, runs = _epoch(2, slow_thread=1, slow_seconds=0.02, dtype=dtype, n=2531)
     assert np.array_equal(alone, slowed)
-    assert stats[:2].sum() == 79 * _pieces_per_batch(BATCH) + _pieces_per_batch(3)
+    assert stats[:2].sum() == 79 * _pieces_per_batch(BATCH, dtype=dtype) + _pieces_per_batch(3, dtype=dtype)
     assert stats[1] <= 4, (stats, runs)
-    assert runs[0] <= 80 * _lone_runs_per_batch() + _pieces_per_batch(BATCH), (stats, runs)
+    assert runs[0] <= 80 * _lone_runs_per_batch() + _pieces_per_batch(BATCH, dtype=dtype), (stats, runs)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
