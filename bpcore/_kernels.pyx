@@ -584,19 +584,15 @@ cdef inline Py_ssize_t example_block(Py_ssize_t m, int nt) noexcept nogil:
     return max(4, (rows + 3) // 4 * 4)
 
 
-cdef inline Py_ssize_t unit_pieces(Py_ssize_t units, int nt) noexcept nogil:
-    """Pieces of a layer's units in a layer-wise phase: two per thread, at least 16
-    units each, at least one piece.  A thread's two are its share of the layer in
-    every phase; a partner that finishes its own first takes the second of a thread
-    slowed down (by another process on its core) instead of waiting for it."""
-    return max(1, min(<Py_ssize_t>(2 * nt), units // 16))
-
-
-cdef inline Py_ssize_t delta_pieces(Py_ssize_t units, int nt, Py_ssize_t grain) noexcept nogil:
-    """Pieces of a layer's units in a phase of delta^(l-1): as unit_pieces, but at least
-    ``grain`` units each (Schedule.delta_grain: a whole column panel of the delta
-    product's register tile).  That tile computes a whole panel whatever the piece's
-    width, an edge panel overlapping the one before it, so a piece one vector wide
+cdef inline Py_ssize_t unit_pieces(Py_ssize_t units, int nt,
+                                   Py_ssize_t grain=16) noexcept nogil:
+    """Pieces of a layer's units in a layer-wise phase: two per thread, at least
+    ``grain`` units each, at least one piece.  A thread's two are its share of the
+    layer in every phase; a partner that finishes its own first takes the second of a
+    thread slowed down (by another process on its core) instead of waiting for it.
+    The pieces of delta^l take Schedule.delta_grain: a whole column panel of the delta
+    product's register tile, which computes a whole panel whatever the piece's width
+    (an edge panel overlapping the one before it), so a piece one vector wide
     computed its vector BP_BC_NR times over."""
     return max(1, min(<Py_ssize_t>(2 * nt), units // grain))
 
@@ -618,9 +614,9 @@ cdef struct Schedule:
     # layers in order).  Layer-wise: per mini-batch, the gather (blocks of
     # examples), z^l for l = 1..L (pieces of the layer's units, all examples), the
     # output error (blocks of examples), delta^(l-1) for l = L..2 (pieces of the
-    # units of layer l - 1, ``delta_pieces``), then the rows of W^l in the same pieces as the units of
-    # layer l (``unit_pieces``), ordered by home range.  Only the last mini-batch
-    # may be smaller.
+    # units of layer l - 1, at least ``delta_grain`` each), then the rows of W^l in
+    # the same pieces as the units of layer l (``unit_pieces``), ordered by home
+    # range.  Only the last mini-batch may be smaller.
     bint layerwise
     Py_ssize_t columns        # pieces of a mini-batch's layer-wise products
     Py_ssize_t batches        # number of mini-batches
@@ -668,7 +664,7 @@ cdef void make_schedule(const LayoutC* net, Py_ssize_t n, Py_ssize_t batch_size,
             s.pieces2 += per  # rows of W^l
             s.columns += per  # z^l
             if l < net.n_layers:
-                s.columns += delta_pieces(net.sizes[l], nt, grain)  # delta^l
+                s.columns += unit_pieces(net.sizes[l], nt, grain)  # delta^l
         else:
             per = row_chunk(net.sizes[l], nt)
             s.pieces2 += (net.sizes[l] + per - 1) // per
@@ -796,7 +792,7 @@ cdef void decode(const LayoutC* net, const Schedule* s, const Data* data, long l
         q += pieces1
         for l in range(net.n_layers, 1, -1):  # delta^(l-1) from delta^l
             size = net.sizes[l - 1]
-            count = delta_pieces(size, s.nt, s.delta_grain)
+            count = unit_pieces(size, s.nt, s.delta_grain)
             if r < count:
                 units_piece(p, DELTA, l, size, r, count, net.sizes[l], m, s.delta_grain)
                 p.wait_kind = 0 if l == net.n_layers else 1

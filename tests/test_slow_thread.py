@@ -144,9 +144,11 @@ def test_a_thread_left_alone_runs_merged_pieces_and_changes_no_bit(dtype):
     alone, _, _ = _epoch(1, dtype=dtype, n=2531)
     slowed, stats, runs = _epoch(2, slow_thread=1, slow_seconds=0.02, dtype=dtype, n=2531)
     assert np.array_equal(alone, slowed)
-    assert stats[:2].sum() == 79 * _pieces_per_batch(BATCH, dtype=dtype) + _pieces_per_batch(3, dtype=dtype)
+    assert stats[:2].sum() == (79 * _pieces_per_batch(BATCH, dtype=dtype)
+                               + _pieces_per_batch(3, dtype=dtype))
     assert stats[1] <= 4, (stats, runs)
-    assert runs[0] <= 80 * _lone_runs_per_batch() + _pieces_per_batch(BATCH, dtype=dtype), (stats, runs)
+    assert runs[0] <= (80 * _lone_runs_per_batch()
+                       + _pieces_per_batch(BATCH, dtype=dtype)), (stats, runs)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
