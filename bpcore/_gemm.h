@@ -153,33 +153,69 @@ static inline long bp_reported_l2_bytes(void) {
 
 /* The packed form of bcast (bp_pk_bcast_*), for the gradient of a mini-batch of
  * several blocks: values of s per pass (BP_PK_KC bytes of them per row: 256 floats,
- * 128 doubles) and rows of C per block (BP_PK_MC, a multiple of BP_PK_MR).  A
- * block's values of a, packed, are BP_PK_MC x 1 KiB = 384 KiB (in L2 on every
- * target: 1 MiB or more per core), a panel of B, packed, 32-64 KiB; both live on
- * the stack of the calling thread.  Each block of rows packs every panel of B
- * anew, so the larger the block, the fewer copies of B: 384 rows copy it half as
- * often as the 192 before (docs/performance.md has the measurements). */
+ * 128 doubles) and rows of C per block (bp_pk_block_rows: as many as 5/8 of this
+ * core's L2 holds at 1 KiB a row, at most BP_PK_MC, a multiple of BP_PK_MR).  The
+ * rest of L2 holds the packed panel of B (32-64 KiB), the next panel's rows of B on
+ * their way, and the tiles of C.  Both copies live on the stack of the calling
+ * thread.  Each block of rows packs every panel of B anew, so the larger the block,
+ * the fewer copies of B: 528 rows take a mini-batch of 512 examples (XL's forward)
+ * in one block, so W is copied once per call, not twice as with 384
+ * (docs/performance.md has the measurements). */
 #ifndef BP_PK_KC
 #define BP_PK_KC 1024
 #endif
 #ifndef BP_PK_MC
-#define BP_PK_MC 384
+#define BP_PK_MC 528
 #endif
 /* Examples from which the forward product takes the packed form (bp_dot_packs), 0 for
- * never.  Chosen where it was measured faster: the AVX2 build (two 256-bit FMA pipes,
- * where bp_dot's 3 x 3 tile loads 6 vectors per 9 FMAs, 3 of them from L2).  The
- * baseline's packed tile (4 x 2 vectors, no FMA) measured slower than its dot tile,
- * and so did the AVX-512 build's on a Zen 4 core (512-bit FMAs at the 256-bit rate):
- * there bp_dot's 4 x 4 tile (8 loads per 16 FMAs) was faster on L's forward shapes
- * and as fast on XL's (tools/gemm_bench.c, kinds o and t; docs/performance.md). */
+ * never, and the bytes of W from which it does.  The AVX2 build (two 256-bit FMA
+ * pipes, where bp_dot's 3 x 3 tile loads 6 vectors per 9 FMAs, 3 of them from L2)
+ * takes it from 128 examples on.  The AVX-512 build's bp_dot tile (4 x 4 vectors, 8
+ * loads per 16 FMAs) is as fast or faster while W stays in the caches, and slower
+ * once W is larger (it streams W once per block of rows, the packed form once per
+ * call): measured on a Zen 4 core, faster packed from W = 16 MiB on, slower at 4 MiB
+ * (tools/gemm_bench.c, kinds o and t; docs/performance.md).  The baseline's packed
+ * tile (4 x 2 vectors, no FMA) measured slower than its dot tile: never. */
 #ifndef BP_FWD_PK_ROWS
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #define BP_FWD_PK_ROWS 128
 #else
 #define BP_FWD_PK_ROWS 0
 #endif
 #endif
+#ifndef BP_FWD_PK_BYTES
+#if defined(__AVX512F__)
+#define BP_FWD_PK_BYTES (8 << 20)
+#else
+#define BP_FWD_PK_BYTES 0
+#endif
+#endif
 typedef char bp_pk_mc_is_whole_tiles[BP_PK_MC % BP_PK_MR == 0 ? 1 : -1];
+
+/* Rows of a per block of the packed form for R rows in all: R itself when they fit
+ * (see BP_PK_MC), otherwise equal blocks of whole tiles (a thin last block would
+ * copy all of B for a few rows).  The blocks change no sum. */
+static inline ptrdiff_t bp_pk_block_rows(ptrdiff_t R) {
+    ptrdiff_t fit = bp_l2_bytes * 5 / 8 / BP_PK_KC / BP_PK_MR * BP_PK_MR;
+    fit = fit > BP_PK_MC ? BP_PK_MC : fit < 4 * BP_PK_MR ? 4 * BP_PK_MR : fit;
+    if (R <= fit) return R;
+    const ptrdiff_t blocks = (R + fit - 1) / fit;
+    return ((R + blocks - 1) / blocks + BP_PK_MR - 1) / BP_PK_MR * BP_PK_MR;
+}
+
+/* Asks for the lines of p[0 .. bytes) to be brought into L1 for writing: the next
+ * tile's partial sums in C, read and written a tile later, from L3 or beyond when
+ * C is larger than L2 (XL's forward: 8 MiB of it, every block of s). */
+static inline void bp_prefetch_w(const void *p, ptrdiff_t bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
+    for (const char *end = (const char *)p + bytes; c < end; c += 64)
+        __builtin_prefetch(c, 1, 3);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
 /* bcast's rows per tile when C is narrower than one vector (bp_narrow_tile): one
  * accumulator each, enough independent chains to keep both FMA ports busy. */
 #define BP_NN_MR 8
@@ -759,25 +795,30 @@ static BP_INLINE void bp_pk_pack_panel_##SUF(T *bp, const T *B, ptrdiff_t ldb,  
                                                                                         \
 /* bcast's sums with both operands packed, as BLIS does (with u: the optimizer step  \
    fused into the last block of s, see bp_pk_tile): per                               \
-   block of BP_PK_KC bytes of s and block of BP_PK_MC rows, the rows' values of a are  \
-   copied tile by tile into contiguous micro-panels (for the gradient a is a column    \
-   walk of delta, one cache line per value of s and row tile otherwise), then per      \
-   panel of columns B's rows are copied likewise, padded with zeros, and each tile    \
-   runs from the two copies.  With bt, B is given transposed (value (s, n) at          \
-   B[n * ldb + s]: the forward's W) and each panel is transposed as it is copied.     \
-   Every element of C is the same chain as in bp_bcast:     \
-   blocking over s stores exact partial sums, and the zero padding only feeds lanes  \
-   that are never stored; so the two forms give the same bits. */                    \
+   block of BP_PK_KC bytes of s and block of rows (bp_pk_block_rows), the rows'      \
+   values of a are copied tile by tile into contiguous micro-panels (for the gradient \
+   a is a column walk of delta, one cache line per value of s and row tile            \
+   otherwise), then per panel of columns B's rows are copied likewise, padded with     \
+   zeros, and each tile runs from the two copies.  With bt, B is given transposed      \
+   (value (s, n) at B[n * ldb + s]: the forward's W) and each panel is transposed as  \
+   it is copied.  While a panel's tiles run, the next panel's rows of B are asked     \
+   into L2, a share before each tile (B can be far larger than L3: XL's W is 64 MiB), \
+   and the next tile's rows of C into L1.  Every element of C is the same chain as in \
+   bp_bcast: blocking over s stores exact partial sums, and the zero padding only    \
+   feeds lanes that are never stored; so the two forms give the same bits. */        \
 static void bp_pk_run_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,           \
                             ptrdiff_t ars, ptrdiff_t ass, const T *B, ptrdiff_t ldb,    \
                             int bt, T *C, ptrdiff_t ldc, const bp_opt_##SUF *u) {       \
     enum { KC = BP_PK_KC / sizeof(T), NRW = BP_PK_NR * BP_W##SUF };                     \
     T ap[BP_PK_MC * KC] __attribute__((aligned(64)));                                   \
     T bp[KC * NRW] __attribute__((aligned(64)));                                        \
+    const ptrdiff_t rows = bp_pk_block_rows(R);                                         \
     for (ptrdiff_t s0 = 0; s0 < S; s0 += KC) {                                          \
         const ptrdiff_t kc = S - s0 < KC ? S - s0 : KC;                                 \
-        for (ptrdiff_t i0 = 0; i0 < R; i0 += BP_PK_MC) {                                \
-            const ptrdiff_t mc = R - i0 < BP_PK_MC ? R - i0 : BP_PK_MC;                 \
+        const bp_opt_##SUF *last = s0 + kc == S ? u : NULL;                             \
+        for (ptrdiff_t i0 = 0; i0 < R; i0 += rows) {                                    \
+            const ptrdiff_t mc = R - i0 < rows ? R - i0 : rows;                         \
+            const ptrdiff_t tiles = (mc + BP_PK_MR - 1) / BP_PK_MR;                     \
             for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR)                                \
                 bp_pk_pack_rows_##SUF(ap + i * kc, a + (i0 + i) * ars + s0 * ass, ars, ass, \
                                       kc, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR); \
@@ -787,10 +828,21 @@ static void bp_pk_run_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,  
                     bp_pk_pack_panel_t_##SUF(bp, B + j * ldb + s0, ldb, kc, nc);        \
                 else                                                                    \
                     bp_pk_pack_panel_##SUF(bp, B + s0 * ldb + j, ldb, kc, nc);          \
-                for (ptrdiff_t i = 0; i < mc; i += BP_PK_MR)                            \
+                /* the next panel's source: nn rows of W (bt) or kc rows of B */        \
+                const ptrdiff_t jn = j + NRW, nn = N - jn < NRW ? N - jn : NRW;         \
+                const ptrdiff_t ahead = jn >= N ? 0 : bt ? nn : kc;                     \
+                const ptrdiff_t share = (ahead + tiles - 1) / tiles;                    \
+                for (ptrdiff_t i = 0, t = 0; i < mc; i += BP_PK_MR, t++) {              \
+                    const int mr = mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR;        \
+                    for (ptrdiff_t q = t * share; q < (t + 1) * share && q < ahead; q++) \
+                        bp_prefetch_l2(bt ? B + (jn + q) * ldb + s0 : B + (s0 + q) * ldb + jn, \
+                                       (bt ? kc : nn) * (ptrdiff_t)sizeof(T));          \
+                    if (last == NULL)  /* a fused step reads no C */                    \
+                        for (ptrdiff_t r = i + BP_PK_MR; r < i + 2 * BP_PK_MR && r < mc; r++) \
+                            bp_prefetch_w(C + (i0 + r) * ldc + j, nc * (ptrdiff_t)sizeof(T)); \
                     bp_pk_tile_##SUF(kc, ap + i * kc, bp, C + (i0 + i) * ldc + j, ldc,  \
-                                     s0 == 0, mc - i < BP_PK_MR ? (int)(mc - i) : BP_PK_MR, nc, \
-                                     s0 + kc == S ? u : NULL, (i0 + i) * ldc + j);      \
+                                     s0 == 0, mr, nc, last, (i0 + i) * ldc + j);        \
+                }                                                                       \
             }                                                                           \
         }                                                                               \
     }                                                                                   \
@@ -806,10 +858,10 @@ static void bp_pk_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,
    the whole mini-batch, never a thread's share of its rows or units -- so that the  \
    form, and with it every sum, is the same for any thread count.  The copies of W   \
    cost a pass over W per call, small beside m multiply-adds per weight only for      \
-   large m; and 4 or more panels of units. */                                        \
+   large m; 4 or more panels of units; and W as large as BP_FWD_PK_BYTES. */          \
 static inline int bp_dot_packs_##SUF(ptrdiff_t m, ptrdiff_t K, ptrdiff_t n) {           \
     return BP_FWD_PK_ROWS > 0 && m >= BP_FWD_PK_ROWS && K >= BP_W##SUF                  \
-        && n >= 4 * BP_PK_NR * BP_W##SUF;                                               \
+        && n >= 4 * BP_PK_NR * BP_W##SUF && n * K * (ptrdiff_t)sizeof(T) >= BP_FWD_PK_BYTES; \
 }                                                                                       \
 /* C = A W^T as bcast's packed form with B = W^T, each panel of W transposed as it is \
    copied: the outer-product tile reads one vector of the panel and broadcasts one    \

@@ -229,25 +229,33 @@ def test_packed_gradient_is_bitwise_the_tiled_one(variant, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_packed_forward_is_thread_count_independent_and_the_references(variant, dtype):
-    """In the AVX2 build, a mini-batch of BP_FWD_PK_ROWS = 128 examples or more takes
-    the packed form of the forward product (bp_pk_dot in _gemm.h: bcast's packed
-    tiles, W transposed panel by panel as it is copied) for a layer of 4 panels of
-    units or more (96 floats, 48 doubles); the other builds keep bp_dot, where the
-    same checks hold.  Each packed sum is the chain over k in order, so
-    the two threads' pieces of units (16 at a time) give the bits of one thread's
-    whole layer.  270 units: a partial last panel; 300 inputs: k blocks of 256 + 44
-    floats or 128 + 128 + 44 doubles, and 300 = 37 squares of 8 + 4 for the
-    transposed copy.  The outputs, gradient and two epochs are bitwise the same on 1
-    and 2 threads, and within n * eps (n = 300 terms) of the float64 reference."""
+@pytest.mark.parametrize("sizes", [[300, 270, 130, 4], [1030, 2050, 16, 4]],
+                         ids=["small-W", "8MiB-W"])
+def test_packed_forward_is_thread_count_independent_and_the_references(variant, dtype,
+                                                                       sizes):
+    """A mini-batch of BP_FWD_PK_ROWS = 128 examples or more takes the packed form of
+    the forward product (bp_pk_dot in _gemm.h: bcast's packed tiles, W transposed
+    panel by panel as it is copied) for a layer of 4 panels of units or more (96
+    floats, 48 doubles in the AVX2 build; 256 / 128 in the AVX-512 one), in the
+    AVX-512 build only for W of BP_FWD_PK_BYTES = 8 MiB or more (2050 x 1030 floats
+    is 8.4 MB); the baseline keeps bp_dot, where the same checks hold.  Each packed
+    sum is the chain over k in order, so the two threads' pieces of units (16 at a
+    time) give the bits of one thread's whole layer.  270 and 2050 units: a partial
+    last panel; 300 inputs: k blocks of 256 + 44 floats or 128 + 128 + 44 doubles, and
+    300 = 37 squares of 8 + 4 for the transposed copy (1030: 4 x 256 + 6 floats, 8 x
+    128 + 6 doubles, 128 squares + 6).  The outputs, gradient and two epochs are
+    bitwise the same on 1 and 2 threads, and within n * eps (n = the widest layer,
+    the longest sum) of the float64 reference."""
     kernels = bpcore.network._kernels
     single = dtype == "float32"
-    assert kernels.packed_forward(150, 300, 270, single) == (variant == "x86-64-v3")
-    assert not kernels.packed_forward(127, 300, 270, single)
+    big = sizes[0] * sizes[1] * np.dtype(dtype).itemsize >= 8 << 20
+    packs = variant == "x86-64-v3" or (variant == "x86-64-v4" and big)
+    assert kernels.packed_forward(150, sizes[0], sizes[1], single) == packs
+    assert not kernels.packed_forward(127, sizes[0], sizes[1], single)
     rng = np.random.default_rng(21)
-    X = rng.standard_normal((150, 300)).astype(dtype)
+    X = rng.standard_normal((150, sizes[0])).astype(dtype)
     y = rng.integers(0, 4, 150)
-    args = ([300, 270, 130, 4], ["tanh", "relu", "softmax"], "log_likelihood")
+    args = (sizes, ["tanh", "relu", "softmax"], "log_likelihood")
     nets = [bpcore.Network(*args, dtype=dtype, seed=8, num_threads=t) for t in (1, 2)]
     assert nets[1]._threads_for(150) == 2
     init = [w.copy() for w in nets[0].weights], [b.copy() for b in nets[0].biases]
@@ -263,11 +271,11 @@ def test_packed_forward_is_thread_count_independent_and_the_references(variant, 
     ref = Reference(*args, seed=8)
     ref.weights = [w.astype(np.float64) for w in init[0]]
     ref.biases = [b.astype(np.float64) for b in init[1]]
-    eps = np.finfo(dtype).eps
+    eps, n = np.finfo(dtype).eps, max(sizes)
     np.testing.assert_allclose(outs[0], ref.feedforward(X.astype(np.float64)), rtol=0,
-                               atol=300 * eps)
+                               atol=n * eps)
     for got, want in zip(grads[0], sum(ref.backprop(X.astype(np.float64), y), [])):
-        assert np.max(np.abs(got - want)) <= 300 * eps * max(1.0, np.max(np.abs(want)))
+        assert np.max(np.abs(got - want)) <= n * eps * max(1.0, np.max(np.abs(want)))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
