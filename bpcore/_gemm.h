@@ -98,19 +98,31 @@ static inline void bp_set_l2_bytes(long bytes) {
     if (bytes >= 64 * 1024) bp_l2_bytes = (ptrdiff_t)bytes;
 }
 
+/* Asks for every cache line of p[0 .. bytes) with __builtin_prefetch's rw and
+ * locality (constants, hence a macro); a hint only: other compilers skip it. */
+#if defined(__GNUC__) || defined(__clang__)
+#define BP_PREFETCH_LINES(p, bytes, rw, locality) do {                                  \
+    const char *c_ = (const char *)((uintptr_t)(p) & ~(uintptr_t)63);                   \
+    for (const char *e_ = (const char *)(p) + (bytes); c_ < e_; c_ += 64)               \
+        __builtin_prefetch(c_, rw, locality);                                           \
+} while (0)
+#else
+#define BP_PREFETCH_LINES(p, bytes, rw, locality) ((void)(p), (void)(bytes))
+#endif
+
 /* Asks for the lines of p[0 .. bytes) to be brought into L2 (not L1: they are read
  * a whole step later).  The gather of a mini-batch's rows of X prefetches the rows of
  * the next one this way: a shuffled epoch reads each row from DRAM or L3 at a
  * random place, and the hardware prefetcher cannot guess the next row. */
 static inline void bp_prefetch_l2(const void *p, ptrdiff_t bytes) {
-#if defined(__GNUC__) || defined(__clang__)
-    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
-    for (const char *end = (const char *)p + bytes; c < end; c += 64)
-        __builtin_prefetch(c, 0, 2);
-#else  /* a hint only: other compilers skip it */
-    (void)p;
-    (void)bytes;
-#endif
+    BP_PREFETCH_LINES(p, bytes, 0, 2);
+}
+
+/* Asks for the lines of p[0 .. bytes) to be brought into L1 for writing: the packed
+ * form's next tile of partial sums in C, read and written a tile later, from L3 or
+ * beyond when C is larger than L2 (XL's forward: 8 MiB of it, every block of s). */
+static inline void bp_prefetch_w(const void *p, ptrdiff_t bytes) {
+    BP_PREFETCH_LINES(p, bytes, 1, 3);
 }
 
 /* The L2 size of the system's first CPU as the C library reports it, 0 if unknown. */
@@ -177,7 +189,7 @@ static inline long bp_reported_l2_bytes(void) {
  * (tools/gemm_bench.c, kinds o and t; docs/performance.md).  The baseline's packed
  * tile (4 x 2 vectors, no FMA) measured slower than its dot tile: never. */
 #ifndef BP_FWD_PK_ROWS
-#if defined(__AVX2__) || defined(__AVX512F__)
+#if defined(__AVX2__)  /* the AVX-512 builds too */
 #define BP_FWD_PK_ROWS 128
 #else
 #define BP_FWD_PK_ROWS 0
@@ -203,19 +215,6 @@ static inline ptrdiff_t bp_pk_block_rows(ptrdiff_t R) {
     return ((R + blocks - 1) / blocks + BP_PK_MR - 1) / BP_PK_MR * BP_PK_MR;
 }
 
-/* Asks for the lines of p[0 .. bytes) to be brought into L1 for writing: the next
- * tile's partial sums in C, read and written a tile later, from L3 or beyond when
- * C is larger than L2 (XL's forward: 8 MiB of it, every block of s). */
-static inline void bp_prefetch_w(const void *p, ptrdiff_t bytes) {
-#if defined(__GNUC__) || defined(__clang__)
-    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
-    for (const char *end = (const char *)p + bytes; c < end; c += 64)
-        __builtin_prefetch(c, 1, 3);
-#else
-    (void)p;
-    (void)bytes;
-#endif
-}
 /* bcast's rows per tile when C is narrower than one vector (bp_narrow_tile): one
  * accumulator each, enough independent chains to keep both FMA ports busy. */
 #define BP_NN_MR 8
