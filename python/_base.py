@@ -333,71 +333,79 @@ class BaseNetwork(InteropMixin):
                                            momentum, weights)
         report = EpochReport(epochs, n, verbose, progress)
         first_epoch, ran = done + 1, 0
-        for epoch in range(first_epoch, epochs + 1):
-            if epoch == first_epoch:
-                rng_state = rng.bit_generator.state
-            if schedule is not None:
-                optimizer.lr = schedule.lr
-            start = time.perf_counter()
-            order = epoch_order(rng, n, shuffle)
-            for saved, array in zip(before, state):
-                np.copyto(saved, array)
-            steps_before = optimizer._t
-            if bias_norms is not None:
-                bias_norms[...] = 0
-            try:
+        # Ctrl-C may land anywhere in the loop, not only in the compiled epoch: from the
+        # start of an epoch's steps until its history is recorded, the parameters are
+        # put back to the last recorded epoch; elsewhere they already are its.
+        epoch_open = False
+        try:
+            for epoch in range(first_epoch, epochs + 1):
+                if epoch == first_epoch:
+                    rng_state = rng.bit_generator.state
+                if schedule is not None:
+                    optimizer.lr = schedule.lr
+                start = time.perf_counter()
+                order = epoch_order(rng, n, shuffle)
+                for saved, array in zip(before, state):
+                    np.copyto(saved, array)
+                steps_before = optimizer._t
+                if bias_norms is not None:
+                    bias_norms[...] = 0
+                kept, epoch_open = history.epochs, True
                 with np.errstate(all="ignore"):  # non-finite results are handled below
                     costs = train_epoch(X, Y, order, batch_size, optimizer, factors,
                                         workspace, bias_norms=bias_norms)
-            except KeyboardInterrupt as exc:
-                report.close()
+                seconds = time.perf_counter() - start
+                finite = (np.isfinite(costs).all()
+                          and all(np.isfinite(a).all() for a in state))
+                if finite and validation is not None:
+                    Xv, Yv, labels = validation
+                    with np.errstate(all="ignore"):
+                        val_out, val_costs = self._outputs_and_costs(Xv, Yv)
+                    finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
+                if not finite:
+                    report.close()
+                    self._restore(state, before)
+                    optimizer._t = steps_before
+                    if epoch == first_epoch:  # X may be non-finite, or overflow the network
+                        if proven_by_training and not all_finite(X):
+                            rng.bit_generator.state = rng_state  # as if refused up front
+                            check_finite("X", X)
+                        self._refuse_overflowing_data(X, Y, validation)
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: the parameters or the cost became "
+                        f"NaN or infinite with lr={optimizer.lr}; the network was restored to its "
+                        f"state before epoch {epoch} (try a smaller lr)")
+                ran += 1
+                history.seconds.append(seconds)
+                history.lr.append(optimizer.lr)
+                history.train_cost.append(float(
+                    np.mean(costs) if weights is None
+                    else np.sum(weights[order] * costs) / np.sum(weights)))
+                if bias_norms is not None:  # sums over the epoch's -(-n // batch_size) mini-batches
+                    history.grad_norms.append((bias_norms / -(-n // batch_size)).tolist())
+                if validation is not None:
+                    history.val_cost.append(float(np.mean(val_costs)))
+                    history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
+                epoch_open = False  # the parameters are those of the epochs in history
+                report(epoch, history)
+                watch.after_epoch(epoch, history)
+                if schedule is not None:
+                    schedule.step(history)
+                if saver is not None:
+                    saver.after_epoch(epoch, epochs, history, rng, optimizer, schedule)
+                stop = callback is not None and callback(epoch, history) is True
+                if comm is not None:  # one rank's callback stops them all; so does a Ctrl-C
+                    stop = comm.end_epoch(stop, history)
+                if stop:
+                    break
+        except KeyboardInterrupt as exc:
+            report.close()
+            if epoch_open:
                 self._restore(state, before)
                 optimizer._t = steps_before
-                exc.history = history
-                raise
-            seconds = time.perf_counter() - start
-            finite = (np.isfinite(costs).all()
-                      and all(np.isfinite(a).all() for a in state))
-            if finite and validation is not None:
-                Xv, Yv, labels = validation
-                with np.errstate(all="ignore"):
-                    val_out, val_costs = self._outputs_and_costs(Xv, Yv)
-                finite = np.isfinite(val_costs).all() and np.isfinite(val_out).all()
-            if not finite:
-                report.close()
-                self._restore(state, before)
-                optimizer._t = steps_before
-                if epoch == first_epoch:  # X may be non-finite, or overflow the network
-                    if proven_by_training and not all_finite(X):
-                        rng.bit_generator.state = rng_state  # as if refused up front
-                        check_finite("X", X)
-                    self._refuse_overflowing_data(X, Y, validation)
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch}: the parameters or the cost became "
-                    f"NaN or infinite with lr={optimizer.lr}; the network was restored to its "
-                    f"state before epoch {epoch} (try a smaller lr)")
-            ran += 1
-            history.seconds.append(seconds)
-            history.lr.append(optimizer.lr)
-            history.train_cost.append(float(
-                np.mean(costs) if weights is None
-                else np.sum(weights[order] * costs) / np.sum(weights)))
-            if bias_norms is not None:  # sums over the epoch's -(-n // batch_size) mini-batches
-                history.grad_norms.append((bias_norms / -(-n // batch_size)).tolist())
-            if validation is not None:
-                history.val_cost.append(float(np.mean(val_costs)))
-                history.val_accuracy.append(float(np.mean(self._classify(val_out) == labels)))
-            report(epoch, history)
-            watch.after_epoch(epoch, history)
-            if schedule is not None:
-                schedule.step(history)
-            if saver is not None:
-                saver.after_epoch(epoch, epochs, history, rng, optimizer, schedule)
-            stop = callback is not None and callback(epoch, history) is True
-            if comm is not None:  # one rank's callback stops them all; so does a Ctrl-C
-                stop = comm.end_epoch(stop, history)
-            if stop:
-                break
+                history._keep(kept)
+            exc.history = history
+            raise
         report.close()
         if proven_by_training and not ran:  # no epoch ran to prove X finite
             check_finite("X", X)

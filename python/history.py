@@ -44,6 +44,11 @@ class History(HistoryMixin):
         """Epochs recorded."""
         return len(self.train_cost)
 
+    def _keep(self, epochs: int) -> None:
+        """Drop every entry after the first ``epochs`` (an epoch recorded in part)."""
+        for f in fields(self):
+            del getattr(self, f.name)[epochs:]
+
     def to_dict(self) -> dict[str, list]:
         """The lists by name: JSON-serialisable, read back by :meth:`from_dict`."""
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}

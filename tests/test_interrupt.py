@@ -89,3 +89,53 @@ def test_ctrl_c_in_the_first_epoch_of_the_cli_saves_nothing(tmp_path):
     assert "saved model" not in err and "Traceback" not in err, err
     assert err.startswith("bpcore: interrupted"), err
     assert not (tmp_path / "model.npz").exists() and not (tmp_path / "curves.png").exists()
+
+
+
+@pytest.mark.parametrize("where", ["callback", "recording"])
+def test_ctrl_c_outside_the_compiled_epoch_keeps_the_recorded_epochs(where):
+    """Ctrl-C lands between epochs as well as inside one: in the callback once epoch 2
+    is recorded, or in epoch 3 after its steps, its history recorded in part (its
+    validation cost, not yet its accuracy: the interrupt comes from ``_classify``).
+    Either way ``exc.history`` holds exactly epochs 1 and 2, every list of the same
+    length as an uninterrupted 2-epoch fit's and equal to it, and the network is
+    bitwise that fit's."""
+    import numpy as np
+    from bpcore import Network
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 12)), rng.integers(0, 3, 300)
+    val = (X[:50], y[:50])
+
+    def make():
+        return Network([12, 8, 3], seed=1, num_threads=1)
+
+    net, armed = make(), []
+    classify = net._classify
+
+    def interrupting_classify(*args, **kwargs):
+        if armed:
+            raise KeyboardInterrupt
+        return classify(*args, **kwargs)
+
+    def callback(epoch, history):
+        if epoch == 2:
+            if where == "callback":
+                raise KeyboardInterrupt
+            armed.append(True)
+
+    net._classify = interrupting_classify
+    with pytest.raises(KeyboardInterrupt) as info:
+        net.fit(X, y, 5, 10, 0.05, momentum=0.5, seed=2, validation_data=val,
+                callback=callback)
+    assert armed == ([] if where == "callback" else [True])
+    again = make()
+    want = again.fit(X, y, 2, 10, 0.05, momentum=0.5, seed=2, validation_data=val)
+    got = info.value.history
+    assert got.epochs == 2
+    for name, values in want.to_dict().items():
+        assert len(getattr(got, name)) == len(values), name
+    assert got.train_cost == want.train_cost
+    assert got.val_cost == want.val_cost and got.val_accuracy == want.val_accuracy
+    for a, b in zip(net.weights + net.biases, again.weights + again.biases):
+        assert np.array_equal(a, b)
