@@ -23,12 +23,24 @@ FMA_SOURCE = Path(__file__).resolve().parents[1] / "tools" / "fma_peak.c"
 _LINE = re.compile(r"(\d+)-bit, (\d+) thread\(s\): ([\d.]+) GFLOP/s")
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The first CPU's model name and, where /proc/cpuinfo gives them, its family and
+    model numbers: virtual machines often report a bare "AMD EPYC", and only the
+    numbers tell the kinds apart (family 25 is Zen 3 or Zen 4 by model, 26 Zen 5)."""
+    if cpuinfo is None:
+        cpuinfo = ""
+        with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+            cpuinfo = f.read()
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first CPU's block only
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    return name
 
 
 def cpu_flags() -> set[str]:

@@ -202,6 +202,26 @@ static inline long bp_reported_l2_bytes(void) {
 #define BP_FWD_PK_BYTES 0
 #endif
 #endif
+/* The delta product D^(l-1) = D^l W^l (bcast with a read along s) takes the packed
+ * form for BP_DELTA_PK_ROWS rows or more and a weight operand (the call's rows s of
+ * W^l and its columns of units) of BP_DELTA_PK_BYTES or more: there the packed form
+ * copies W once per block of rows and bcast reads it once per block of 256 rows from
+ * beyond L2; below it bcast's tile, with W's panel packed into L1, is as fast or
+ * faster.  Measured on a Zen 4 core in both AVX builds (faster packed from 8 MiB on;
+ * at 4 MiB within 3% either way, slower at 1 MiB and below: tools/gemm_bench.c,
+ * kinds d and p, docs/performance.md); the baseline never.  Both forms give every
+ * element of D the same chain of operations (0, then acc += a * b for s in order),
+ * so the choice, made per call, changes no result and may follow a thread's piece. */
+#ifndef BP_DELTA_PK_ROWS
+#if defined(__AVX2__)
+#define BP_DELTA_PK_ROWS 128
+#else
+#define BP_DELTA_PK_ROWS 0
+#endif
+#endif
+#ifndef BP_DELTA_PK_BYTES
+#define BP_DELTA_PK_BYTES (8 << 20)
+#endif
 typedef char bp_pk_mc_is_whole_tiles[BP_PK_MC % BP_PK_MR == 0 ? 1 : -1];
 
 /* Rows of a per block of the packed form for R rows in all: R itself when they fit
@@ -766,6 +786,12 @@ static inline int bp_pk_fits_##SUF(ptrdiff_t S, ptrdiff_t N) {                  
    step fused into the tiles (_kernels.pyx's step_rows then fuses it for these        \
    S > BP_BC_SC too).  With several blocks the partial sums go through memory anyway, \
    and the streaming pass after them was as fast (docs/performance.md). */           \
+/* Whether bcast's delta product (a read along s) of R rows, S values of s and N      \
+   columns takes the packed form (see BP_DELTA_PK_ROWS). */                          \
+static inline int bp_delta_packs_##SUF(ptrdiff_t R, ptrdiff_t S, ptrdiff_t N) {         \
+    return BP_DELTA_PK_ROWS > 0 && R >= BP_DELTA_PK_ROWS && bp_pk_fits_##SUF(S, N)      \
+        && S * N * (ptrdiff_t)sizeof(T) >= BP_DELTA_PK_BYTES;                           \
+}                                                                                       \
 static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {                    \
     return bp_pk_fits_##SUF(S, N) && S * (ptrdiff_t)sizeof(T) <= BP_PK_KC;              \
 }                                                                                       \
@@ -941,8 +967,10 @@ static void bp_bcast_sgd_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a
        (bp_pk_fits) and, for the sums alone, there are tiles of rows to share its      \
        copies of B.  The same sums either way (see bp_pk_bcast); a fused step takes    \
        the packed form by S and N alone, whatever rows a thread steps, so that which   \
-       copy of an inlined rule steps a weight never depends on the thread count. */    \
-    if (ass != 1 && bp_pk_fits_##SUF(S, N) && (u != NULL || R >= 2 * BP_PK_MR)) {      \
+       copy of an inlined rule steps a weight never depends on the thread count.       \
+       The delta product (a read along s): by bp_delta_packs. */                      \
+    if (ass != 1 ? bp_pk_fits_##SUF(S, N) && (u != NULL || R >= 2 * BP_PK_MR)           \
+                 : u == NULL && bp_delta_packs_##SUF(R, S, N)) {                        \
         bp_pk_bcast_##SUF(R, N, S, a, ars, ass, B, ldb, C, ldc, u);                     \
         return;                                                                         \
     }                                                                                   \
@@ -998,6 +1026,9 @@ static void bp_bcast_##SUF(ptrdiff_t R, ptrdiff_t N, ptrdiff_t S, const T *a,   
 BP_DEFINE_OPT_VECTOR(T, SUF)  /* bp_opt_update_SUF (_optim.h) */                         \
 static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {  /* no packed form */ \
     (void)S; (void)N; return 0;                                                         \
+}                                                                                       \
+static inline int bp_delta_packs_##SUF(ptrdiff_t R, ptrdiff_t S, ptrdiff_t N) {         \
+    (void)R; (void)S; (void)N; return 0;                                                \
 }                                                                                       \
 static void bp_dot_##SUF(const T *A, ptrdiff_t lda, ptrdiff_t m, const T *W,             \
                          ptrdiff_t ldw, ptrdiff_t n, ptrdiff_t K, T *C, ptrdiff_t ldc) { \

@@ -191,6 +191,8 @@ cdef extern from "_gemm.h" nogil:
     void bp_prefetch_l2(const void* p, Py_ssize_t bytes)
     bint bp_dot_packs_f(Py_ssize_t m, Py_ssize_t K, Py_ssize_t n)
     bint bp_dot_packs_d(Py_ssize_t m, Py_ssize_t K, Py_ssize_t n)
+    bint bp_delta_packs_f(Py_ssize_t R, Py_ssize_t S, Py_ssize_t N)
+    bint bp_delta_packs_d(Py_ssize_t R, Py_ssize_t S, Py_ssize_t N)
     void bp_forward_f(const float* A, Py_ssize_t lda, Py_ssize_t m, const float* W,
                       Py_ssize_t ldw, Py_ssize_t n, Py_ssize_t K, float* C, Py_ssize_t ldc,
                       bint packed)
@@ -1647,6 +1649,14 @@ def packed_forward(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, bint single)
     through a layer of n_in inputs and n_out units takes the packed form (_gemm.h's
     bp_dot_packs); ``single``: float32, else float64."""
     return bp_dot_packs_f(m, n_in, n_out) if single else bp_dot_packs_d(m, n_in, n_out)
+
+
+def packed_delta(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, bint single):
+    """Whether delta^(l-1) = delta^l W^l of m examples, for n_in units of layer l - 1
+    (a whole layer, or a thread's piece of its units) and the n_out units of layer l,
+    takes the packed form (_gemm.h's bp_delta_packs); ``single``: float32, else
+    float64.  Either form gives the same bits."""
+    return bp_delta_packs_f(m, n_out, n_in) if single else bp_delta_packs_d(m, n_out, n_in)
 
 
 def set_l2_bytes(Py_ssize_t bytes):

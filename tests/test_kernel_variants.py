@@ -229,8 +229,9 @@ def test_packed_gradient_is_bitwise_the_tiled_one(variant, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("sizes", [[300, 270, 130, 4], [1030, 2050, 16, 4]],
-                         ids=["small-W", "8MiB-W"])
+@pytest.mark.parametrize("sizes", [[300, 270, 130, 4], [1030, 2050, 16, 4],
+                                   [16, 2050, 1030, 4]],
+                         ids=["small-W", "8MiB-W", "8MiB-W2"])
 def test_packed_forward_is_thread_count_independent_and_the_references(variant, dtype,
                                                                        sizes):
     """A mini-batch of BP_FWD_PK_ROWS = 128 examples or more takes the packed form of
@@ -245,13 +246,26 @@ def test_packed_forward_is_thread_count_independent_and_the_references(variant, 
     300 = 37 squares of 8 + 4 for the transposed copy (1030: 4 x 256 + 6 floats, 8 x
     128 + 6 doubles, 128 squares + 6).  The outputs, gradient and two epochs are
     bitwise the same on 1 and 2 threads, and within n * eps (n = the widest layer,
-    the longest sum) of the float64 reference."""
+    the longest sum) of the float64 reference.
+
+    The delta product through a W of BP_DELTA_PK_BYTES = 8 MiB or more takes the
+    packed form too, from 128 examples, in both AVX builds (bp_delta_packs): delta^1
+    through W^2 of 1030 x 2050 (8.4 MB of floats).  A piece of half its units (4.2
+    MB) does not pack, so in float32 one thread's whole layer and two threads'
+    pieces take different forms: the bitwise checks show that both give the same
+    sums."""
     kernels = bpcore.network._kernels
-    single = dtype == "float32"
-    big = sizes[0] * sizes[1] * np.dtype(dtype).itemsize >= 8 << 20
+    single, itemsize = dtype == "float32", np.dtype(dtype).itemsize
+    big = sizes[0] * sizes[1] * itemsize >= 8 << 20
     packs = variant == "x86-64-v3" or (variant == "x86-64-v4" and big)
     assert kernels.packed_forward(150, sizes[0], sizes[1], single) == packs
     assert not kernels.packed_forward(127, sizes[0], sizes[1], single)
+    delta_big = sizes[1] * sizes[2] * itemsize >= 8 << 20 and sizes[2] > 128
+    assert kernels.packed_delta(150, sizes[1], sizes[2], single) == (
+        variant != "baseline" and delta_big)
+    assert not kernels.packed_delta(127, sizes[1], sizes[2], single)
+    if delta_big and single:  # a piece of half the units sums in bcast's form
+        assert not kernels.packed_delta(150, sizes[1] // 2, sizes[2], single)
     rng = np.random.default_rng(21)
     X = rng.standard_normal((150, sizes[0])).astype(dtype)
     y = rng.integers(0, 4, 150)
