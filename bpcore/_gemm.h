@@ -786,14 +786,14 @@ static inline int bp_pk_fits_##SUF(ptrdiff_t S, ptrdiff_t N) {                  
    step fused into the tiles (_kernels.pyx's step_rows then fuses it for these        \
    S > BP_BC_SC too).  With several blocks the partial sums go through memory anyway, \
    and the streaming pass after them was as fast (docs/performance.md). */           \
+static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {                    \
+    return bp_pk_fits_##SUF(S, N) && S * (ptrdiff_t)sizeof(T) <= BP_PK_KC;              \
+}                                                                                       \
 /* Whether bcast's delta product (a read along s) of R rows, S values of s and N      \
    columns takes the packed form (see BP_DELTA_PK_ROWS). */                          \
 static inline int bp_delta_packs_##SUF(ptrdiff_t R, ptrdiff_t S, ptrdiff_t N) {         \
     return BP_DELTA_PK_ROWS > 0 && R >= BP_DELTA_PK_ROWS && bp_pk_fits_##SUF(S, N)      \
         && S * N * (ptrdiff_t)sizeof(T) >= BP_DELTA_PK_BYTES;                           \
-}                                                                                       \
-static inline int bp_pk_fuses_step_##SUF(ptrdiff_t S, ptrdiff_t N) {                    \
-    return bp_pk_fits_##SUF(S, N) && S * (ptrdiff_t)sizeof(T) <= BP_PK_KC;              \
 }                                                                                       \
                                                                                         \
 /* Rows 0..kc-1 of a panel of B (nc <= NR vectors of columns, row s at B + s * ldb)  \
